@@ -1,0 +1,18 @@
+"""lshgan: LSH-GAN for single-cell RNA-seq (Lall, Ray & Bandyopadhyay, Commun. Biol. 2022).
+
+The core (data, preprocessing, LSH, networks, training, metrics) imports no MLflow,
+Optuna or DVC; the glue for those lives in :mod:`lshgan.mlops`.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import LSHGANError  # noqa: E402
+from .io import read_dataset, write_h5ad  # noqa: E402
+from .lsh import LSHForest, lsh_subsample  # noqa: E402
+from .model import LSHGAN, ModelConfig  # noqa: E402
+from .module.training import TrainConfig  # noqa: E402
+from .preprocess import PreprocessConfig, Preprocessor, preprocess, stratified_split  # noqa: E402
+
+__all__ = ["LSHGAN", "ModelConfig", "TrainConfig", "PreprocessConfig", "Preprocessor",
+           "LSHForest", "LSHGANError", "lsh_subsample", "preprocess", "read_dataset",
+           "stratified_split", "write_h5ad", "__version__"]

@@ -1,0 +1,293 @@
+"""Reading, validating and writing single-cell datasets.
+
+Everything that touches a file lives here: :func:`read_dataset` reads any format scanpy
+reads (``.h5ad``, 10x ``.mtx`` folders and ``.h5``, ``.csv``/``.tsv``/``.txt``, ``.loom``)
+or the embedded default ``pbmc68k_reduced`` that ships inside scanpy's wheel, and
+:func:`validate_matrix` checks it before any work starts.  Writers are atomic (temporary
+file in the same folder, then :func:`os.replace`) and refuse to overwrite without
+``force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import InputDataError, OutputExistsError
+
+#: Name accepted wherever a dataset path is expected: scanpy's bundled PBMC 68k subset.
+EMBEDDED_DEFAULT = "pbmc68k_reduced"
+
+
+def load_embedded_default() -> ad.AnnData:
+    """Return scanpy's bundled ``pbmc68k_reduced`` (700 cells x 765 genes) on a linear scale.
+
+    The bundled ``.X`` is z-scored; ``.raw`` holds ``log1p`` of library-size-normalised
+    counts.  We return ``expm1(raw)``: non-negative, library-size-normalised values, so the
+    usual preprocessing (filtering, normalisation, ``log2(1+x)``) applies to it like to any
+    other dataset.  Labels are in ``obs['cell_type']`` (from ``bulk_labels``).  Nothing is
+    downloaded.
+    """
+    import scanpy as sc
+
+    bundled = sc.datasets.pbmc68k_reduced()
+    raw = bundled.raw.to_adata()
+    X = raw.X.toarray() if sp.issparse(raw.X) else np.asarray(raw.X)
+    X = np.expm1(X.astype(np.float64)).clip(min=0).astype(np.float32)
+    adata = ad.AnnData(
+        X=sp.csr_matrix(X),
+        obs=pd.DataFrame({"cell_type": bundled.obs["bulk_labels"].astype(str).values},
+                         index=bundled.obs_names.copy()),
+        var=pd.DataFrame(index=raw.var_names.copy()),
+    )
+    adata.uns["source_info"] = {
+        "name": EMBEDDED_DEFAULT,
+        "origin": "scanpy.datasets.pbmc68k_reduced() (ships inside the scanpy wheel)",
+        "values": "expm1 of the bundled .raw (library-size normalised, linear scale)",
+    }
+    return adata
+
+
+def read_dataset(
+    path: str | os.PathLike,
+    *,
+    label_key: str | None = None,
+    transpose: bool = False,
+) -> ad.AnnData:
+    """Read a cells x genes dataset and check that it is usable.
+
+    Parameters
+    ----------
+    path
+        ``.h5ad``, ``.loom``, a 10x ``.h5`` file, a 10x folder holding ``matrix.mtx(.gz)``,
+        a ``.mtx`` file, a delimited text file (``.csv``, ``.tsv``, ``.txt``, optionally
+        gzipped) with cells as rows and gene names as header, or the string
+        ``"pbmc68k_reduced"`` for the embedded default.
+    label_key
+        Column of ``.obs`` holding cell types; it must exist.  Labels are stored as strings.
+    transpose
+        Text and ``.mtx`` files only: the file is genes x cells.
+
+    Returns
+    -------
+    AnnData with a float32 CSR ``.X``; the file on disk is never modified.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file and the problem.
+
+    Examples
+    --------
+    >>> adata = read_dataset("pbmc68k_reduced", label_key="cell_type")
+    >>> adata.shape
+    (700, 765)
+    """
+    name = str(path)
+    if name == EMBEDDED_DEFAULT:
+        adata = load_embedded_default()
+    else:
+        adata = _read_file(Path(path), transpose=transpose)
+    adata.X = _as_float32_csr(adata.X, name)
+    if label_key is not None:
+        if label_key not in adata.obs.columns:
+            cols = ", ".join(map(str, adata.obs.columns)) or "none"
+            raise InputDataError(
+                f"{name}: label column {label_key!r} not found in .obs (columns: {cols})"
+            )
+        labels = adata.obs[label_key]
+        if labels.isna().any():
+            raise InputDataError(
+                f"{name}: label column {label_key!r} has {int(labels.isna().sum())} missing values"
+            )
+        adata.obs[label_key] = pd.Categorical(labels.astype(str))
+    validate_matrix(adata, name=name)
+    return adata
+
+
+def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
+    import scanpy as sc
+
+    if not path.exists():
+        raise InputDataError(f"{path}: file not found")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if path.is_dir():
+            if any((path / f).exists() for f in ("matrix.mtx", "matrix.mtx.gz")):
+                return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
+            raise InputDataError(f"{path}: folder without matrix.mtx(.gz); not a 10x folder")
+        if path.stat().st_size == 0:
+            raise InputDataError(f"{path}: file is empty")
+        if suffixes.endswith(".h5ad"):
+            _check_hdf5_signature(path)
+            return ad.read_h5ad(path)
+        if suffixes.endswith(".loom"):
+            return sc.read_loom(path)
+        if suffixes.endswith(".h5"):
+            _check_hdf5_signature(path)
+            return sc.read_10x_h5(path)
+        if suffixes.endswith(".mtx") or suffixes.endswith(".mtx.gz"):
+            adata = sc.read_mtx(path)
+            return adata.T if transpose else adata
+        if any(suffixes.endswith(s) for s in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")):
+            return _read_text(path, transpose=transpose)
+    except InputDataError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputDataError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+    raise InputDataError(
+        f"{path}: unknown format {suffixes or '(no extension)'}; "
+        "use .h5ad, .loom, .h5, .mtx, a 10x folder, or .csv/.tsv/.txt"
+    )
+
+
+def _check_hdf5_signature(path: Path) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise InputDataError(f"{path}: not an HDF5 file (truncated or wrong format)")
+
+
+def _read_text(path: Path, *, transpose: bool) -> ad.AnnData:
+    sep = "," if ".csv" in path.name.lower() else "\t"
+    df = pd.read_csv(path, sep=sep, index_col=0)
+    if transpose:
+        df = df.T
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        col = bad[0]
+        coerced = pd.to_numeric(df[col], errors="coerce")
+        row = df.index[coerced.isna() & df[col].notna()]
+        where = f" (row {row[0]!r})" if len(row) else ""
+        raise InputDataError(
+            f"{path}: non-numeric values in {len(bad)} column(s), first {col!r}{where}"
+        )
+    adata = ad.AnnData(X=df.to_numpy(dtype=np.float32))
+    adata.obs_names = df.index.astype(str)
+    adata.var_names = df.columns.astype(str)
+    return adata
+
+
+def _as_float32_csr(X, name: str) -> sp.csr_matrix:
+    try:
+        if sp.issparse(X):
+            return sp.csr_matrix(X, dtype=np.float32)
+        return sp.csr_matrix(np.asarray(X, dtype=np.float32))
+    except (TypeError, ValueError) as err:
+        raise InputDataError(f"{name}: matrix is not numeric ({err})") from None
+
+
+def validate_matrix(adata: ad.AnnData, *, name: str = "data") -> None:
+    """Check the things every later step relies on; raise :class:`InputDataError` if not.
+
+    Non-empty, finite, non-negative values; unique, non-empty gene names; no cell whose
+    values are all zero (after which no gene can be expressed in it).
+    """
+    n_obs, n_vars = adata.shape
+    if n_obs == 0 or n_vars == 0:
+        raise InputDataError(f"{name}: matrix is empty ({n_obs} cells x {n_vars} genes)")
+    data = adata.X.data if sp.issparse(adata.X) else np.asarray(adata.X).ravel()
+    if data.size and not np.isfinite(data).all():
+        n_bad = int((~np.isfinite(data)).sum())
+        raise InputDataError(f"{name}: {n_bad} NaN or infinite values in the matrix")
+    if data.size and data.min() < 0:
+        raise InputDataError(
+            f"{name}: negative values (min {data.min():.3g}); expected counts or "
+            "non-negative expression (e.g. RPKM/TPM), not scaled or centred data"
+        )
+    names = pd.Index(adata.var_names.astype(str))
+    if (names.str.strip() == "").any() or names.isna().any():
+        raise InputDataError(f"{name}: {int((names.str.strip() == '').sum())} missing gene names")
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()
+        raise InputDataError(
+            f"{name}: {len(dup)} duplicated gene names, e.g. {', '.join(map(str, dup[:3]))}"
+        )
+    if data.size == 0 or not np.any(data):
+        raise InputDataError(f"{name}: every value is zero")
+
+
+def dataset_hash(adata: ad.AnnData) -> str:
+    """A short SHA-256 of the matrix, gene names and cell names (recorded with every run)."""
+    h = hashlib.sha256()
+    X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(adata.X)
+    for arr in (X.indptr, X.indices, X.data.astype(np.float32)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\0".join(map(str, adata.var_names)).encode())
+    h.update("\0".join(map(str, adata.obs_names)).encode())
+    return h.hexdigest()[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists; pass --force (force=True) to overwrite")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    A crash or an exception leaves no partial output behind, and an existing ``path`` is
+    only replaced when ``force`` is true.
+    """
+    path = check_writable(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if not force and path.exists():
+            raise OutputExistsError(f"{path}: appeared while writing; not overwritten")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_h5ad(adata: ad.AnnData, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``adata`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, force=force) as tmp:
+        adata.write_h5ad(tmp)
+    return Path(path)
+
+
+def write_json(obj, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write JSON atomically, with sorted keys and indentation."""
+    import json
+
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return Path(path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,494 @@
+"""The user-facing model: :class:`LSHGAN` owns the AnnData side (scvi-tools style).
+
+Examples
+--------
+>>> import lshgan
+>>> adata = lshgan.read_dataset("pbmc68k_reduced", label_key="cell_type")
+>>> pp, _ = lshgan.preprocess(adata, lshgan.PreprocessConfig(min_count=1))
+>>> model = lshgan.LSHGAN(pp, label_key="cell_type")
+>>> model.train(epochs=5, progress=False)          # doctest: +SKIP
+>>> fake = model.generate(100, cell_type="CD14+ Monocyte", seed=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from . import __version__
+from .errors import (CheckpointError, GeneMismatchError, InputDataError, OutputExistsError,
+                     ParameterError, check_positive_int)
+from .lsh import lsh_subsample
+from .module.inputs import INPUT_MODES, GeneratorInput
+from .module.networks import Discriminator, Generator
+from .module.training import BatchSource, History, TrainConfig, resolve_device, train_gan
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "generator.pt"
+GENES_FILE = "var_names.json"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and LSH settings of :class:`LSHGAN` (everything saved with the model).
+
+    ``input_mode``: ``"lsh"`` (default), ``"plain"`` (traditional GAN, pure noise) or
+    ``"paper"`` (the paper's gene-dimensional mixture); see :mod:`lshgan.module.inputs`.
+    ``k``, ``t``: the paper's LSH-sampling parameters.  ``conditional``: condition G and D
+    on cell type (needs ``label_key``).
+    """
+
+    k: int = 5
+    t: int = 1
+    input_mode: str = "lsh"
+    noise_dim: int = 64
+    anchor_dim: int = 32
+    anchor_noise: float = 0.1
+    g_hidden: tuple[int, ...] = (256, 256)
+    d_hidden: tuple[int, ...] = (256, 256)
+    batch_norm: bool = True
+    output: str = "relu"
+    spectral_norm: bool = False
+    minibatch_std: bool = True
+    conditional: bool = True
+    lsh_trees: int = 32
+    lsh_space_pcs: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("k", self.k)
+        check_positive_int("t", self.t)
+        check_positive_int("noise_dim", self.noise_dim)
+        check_positive_int("anchor_dim", self.anchor_dim)
+        if self.input_mode not in INPUT_MODES:
+            raise ParameterError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        self.g_hidden = tuple(int(h) for h in self.g_hidden)
+        self.d_hidden = tuple(int(h) for h in self.d_hidden)
+        for name, widths in (("g_hidden", self.g_hidden), ("d_hidden", self.d_hidden)):
+            if not widths or min(widths) < 1:
+                raise ParameterError(f"{name} must be non-empty positive widths, got {widths}")
+
+    @classmethod
+    def paper(cls, **overrides) -> "ModelConfig":
+        """The paper-faithful configuration: 16-16 MLPs, linear output, stacked mixture input."""
+        base = dict(input_mode="paper", g_hidden=(16, 16), d_hidden=(16, 16), batch_norm=False,
+                    output="linear", minibatch_std=False, conditional=False)
+        base.update(overrides)
+        return cls(**base)
+
+
+def _dense(X) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+class LSHGAN:
+    """LSH-GAN for single-cell expression (Lall, Ray & Bandyopadhyay 2022).
+
+    Parameters
+    ----------
+    adata
+        Preprocessed training cells (``log2(1+x)`` scale, see :func:`lshgan.preprocess`);
+        dense or CSR ``.X``.
+    label_key
+        ``.obs`` column with cell types: enables cell-type-conditional generation and a
+        per-type LSH subsample.
+    config
+        :class:`ModelConfig`; keyword arguments override its fields.
+
+    Examples
+    --------
+    >>> model = LSHGAN(adata, label_key="cell_type", k=5, t=1)    # doctest: +SKIP
+    >>> model.train(epochs=200)                                     # doctest: +SKIP
+    >>> new = model.generate(500, cell_type="B", seed=0)            # doctest: +SKIP
+    >>> model.save("models/pbmc"); LSHGAN.load("models/pbmc")     # doctest: +SKIP
+    """
+
+    def __init__(self, adata: ad.AnnData, *, label_key: str | None = None,
+                 config: ModelConfig | None = None, **overrides):
+        config = config or ModelConfig()
+        if overrides:
+            valid = {f.name for f in fields(ModelConfig)}
+            unknown = set(overrides) - valid
+            if unknown:
+                raise ParameterError(f"unknown model option(s): {', '.join(sorted(unknown))}")
+            config = ModelConfig(**{**asdict(config), **overrides})
+        if label_key is None:
+            config.conditional = False
+        self.config = config
+        self.label_key = label_key
+        self.var_names = [str(v) for v in adata.var_names]
+        if len(set(self.var_names)) != len(self.var_names):
+            raise InputDataError("training data has duplicated gene names")
+        if adata.n_obs <= config.k:
+            raise InputDataError(
+                f"training data has {adata.n_obs} cells; LSH sampling with k={config.k} needs more than k"
+            )
+        self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
+        self._adata = adata
+        if label_key is not None:
+            if label_key not in adata.obs:
+                raise InputDataError(f"label column {label_key!r} not found in .obs")
+            cats = pd.Categorical(adata.obs[label_key].astype(str))
+            self.cell_types: list[str] = [str(c) for c in cats.categories]
+            self._codes = np.asarray(cats.codes, dtype=np.int64)
+        else:
+            self.cell_types = []
+            self._codes = None
+        self.history: History | None = None
+        self.train_config: TrainConfig | None = None
+        self.train_seconds: float | None = None
+        self.subsample_: np.ndarray | None = None
+        self._G: torch.nn.Module | None = None
+        self._inputs: GeneratorInput | None = None
+        self._pca = None  # (mean, components, scale) of the anchor space
+
+    # ------------------------------------------------------------------ building
+    @property
+    def n_classes(self) -> int:
+        return len(self.cell_types) if self.config.conditional else 0
+
+    def _lsh_space(self, X) -> np.ndarray:
+        """The matrix LSH hashes: the genes (the paper), or PCA coordinates if configured."""
+        pcs = self.config.lsh_space_pcs
+        if pcs is None and sp.issparse(X) and X.shape[0] * X.shape[1] > 2e8:
+            pcs = 50  # a dense copy of a large sparse matrix would not fit in memory
+        if pcs is None:
+            return _dense(X).astype(np.float32)
+        return self._project(X, pcs)
+
+    def _fit_pca(self, X, n_comp: int, seed: int) -> None:
+        from sklearn.decomposition import PCA, TruncatedSVD
+
+        n_comp = int(min(n_comp, X.shape[0] - 1, X.shape[1]))
+        if sp.issparse(X):
+            mean = np.asarray(X.mean(axis=0)).ravel()
+            svd = TruncatedSVD(n_comp, random_state=seed).fit(X)
+            comps = svd.components_
+        else:
+            pca = PCA(n_comp, random_state=seed, svd_solver="randomized").fit(X)
+            mean, comps = pca.mean_, pca.components_
+        coords = self._apply_pca(X, mean, comps)
+        scale = coords.std(axis=0) + 1e-6
+        self._pca = (mean.astype(np.float32), comps.astype(np.float32), scale.astype(np.float32))
+
+    @staticmethod
+    def _apply_pca(X, mean, comps) -> np.ndarray:
+        if sp.issparse(X):
+            return np.asarray(X @ comps.T) - mean @ comps.T
+        return (np.asarray(X) - mean) @ comps.T
+
+    def _project(self, X, n_comp: int) -> np.ndarray:
+        from sklearn.decomposition import TruncatedSVD
+
+        if sp.issparse(X):
+            return TruncatedSVD(n_comp, random_state=0).fit_transform(X).astype(np.float32)
+        from sklearn.decomposition import PCA
+
+        n_comp = int(min(n_comp, X.shape[0] - 1, X.shape[1]))
+        return PCA(n_comp, random_state=0).fit_transform(np.asarray(X)).astype(np.float32)
+
+    def lsh_subsample(self, seed: int = 0) -> np.ndarray:
+        """Indices of the LSH subsample of the training cells (per cell type if conditional)."""
+        X = self._adata.X
+        space = self._lsh_space(X)
+        cfg = self.config
+        if self._codes is None or not cfg.conditional:
+            return lsh_subsample(space, k=cfg.k, t=cfg.t, n_trees=cfg.lsh_trees, seed=seed)
+        keep = []
+        for c in range(len(self.cell_types)):
+            rows = np.flatnonzero(self._codes == c)
+            if rows.size > cfg.k + 1:
+                keep.append(rows[lsh_subsample(space[rows], k=cfg.k, t=cfg.t,
+                                               n_trees=cfg.lsh_trees, seed=seed)])
+            else:  # too few cells of this type to hash: they all stay
+                keep.append(rows)
+        return np.sort(np.concatenate(keep))
+
+    def _build(self, seed: int, device: torch.device) -> tuple[Generator, Discriminator]:
+        cfg = self.config
+        X = self._adata.X
+        codes = self._codes if cfg.conditional else None
+        if cfg.input_mode != "plain":
+            self.subsample_ = self.lsh_subsample(seed=seed)
+        if cfg.input_mode == "lsh":
+            self._fit_pca(X, cfg.anchor_dim, seed)
+            mean, comps, scale = self._pca
+            sub = X[self.subsample_]
+            anchors = torch.as_tensor(self._apply_pca(sub, mean, comps) / scale, dtype=torch.float32)
+        elif cfg.input_mode == "paper":
+            anchors = torch.as_tensor(_dense(X[self.subsample_]), dtype=torch.float32)
+        else:
+            anchors = None
+        labels = None if codes is None or anchors is None else torch.as_tensor(codes[self.subsample_])
+        self._inputs = GeneratorInput(cfg.input_mode, noise_dim=cfg.noise_dim, anchors=anchors,
+                                      anchor_labels=labels, n_train=X.shape[0],
+                                      anchor_noise=cfg.anchor_noise)
+        torch.manual_seed(seed)
+        G = Generator(self._inputs.dim, X.shape[1], cfg.g_hidden, n_classes=self.n_classes,
+                      batch_norm=cfg.batch_norm, output=cfg.output)
+        D = Discriminator(X.shape[1], cfg.d_hidden, n_classes=self.n_classes,
+                          spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
+        return G, D
+
+    # ------------------------------------------------------------------ training
+    def train(self, epochs: int | None = None, *, config: TrainConfig | None = None,
+              device: str = "auto", progress: bool = True,
+              callback: Callable[[int, History], None] | None = None,
+              checkpoint_path: str | os.PathLike | None = None, resume: bool = False,
+              **train_overrides) -> History:
+        """Train the GAN on the cells given at construction; return the loss history.
+
+        Parameters
+        ----------
+        epochs
+            Passes over the training cells (overrides ``config.epochs``).
+        config
+            :class:`~lshgan.module.training.TrainConfig`; keyword arguments override it.
+        device
+            ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        callback
+            ``callback(epoch, history)`` after every epoch (may raise to stop).
+        checkpoint_path, resume
+            Periodic checkpoints (``checkpoint_every`` epochs) and resuming from one.
+        """
+        tc = config or TrainConfig()
+        over = dict(train_overrides)
+        if epochs is not None:
+            over["epochs"] = epochs
+        if over:
+            valid = {f.name for f in fields(TrainConfig)}
+            unknown = set(over) - valid
+            if unknown:
+                raise ParameterError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+            tc = TrainConfig(**{**asdict(tc), **over})
+        dev = resolve_device(device)
+        t0 = time.perf_counter()
+        G, D = self._build(tc.seed, dev)
+        data = BatchSource(self._adata.X, self._codes if self.config.conditional else None, dev)
+        self.history, G_ema = train_gan(G, D, data, self._inputs, tc, progress=progress,
+                                        callback=callback, checkpoint_path=checkpoint_path,
+                                        resume=resume)
+        self._G = G_ema.cpu().eval()
+        self._inputs.to("cpu")
+        self.train_config = tc
+        self.train_seconds = time.perf_counter() - t0
+        return self.history
+
+    @property
+    def is_trained(self) -> bool:
+        return self._G is not None
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, n_cells: int, cell_type: str | Sequence[str] | None = None, *,
+                 seed: int = 0, batch_size: int = 8192) -> ad.AnnData:
+        """Generate ``n_cells`` new cells on the ``log2(1+x)`` scale.
+
+        Parameters
+        ----------
+        n_cells
+            Number of cells.
+        cell_type
+            A type (all cells of it), a sequence of ``n_cells`` types, or ``None``: types
+            drawn in training proportions (conditional model) / unlabelled.
+        seed
+            Same seed, same cells.
+
+        Returns
+        -------
+        AnnData with the training ``var_names``, ``obs['cell_type']`` and
+        ``obs['synthetic'] = True``.
+        """
+        if not self.is_trained:
+            raise ParameterError("the model is not trained: call train() or LSHGAN.load()")
+        n_cells = check_positive_int("n_cells", n_cells)
+        gen = torch.Generator().manual_seed(int(seed))
+        y = self._labels_for(n_cells, cell_type, gen)
+        out = []
+        with torch.no_grad():
+            for start in range(0, n_cells, batch_size):
+                stop = min(start + batch_size, n_cells)
+                yy = None if y is None else y[start:stop]
+                z = self._inputs.sample(stop - start, yy, generator=gen)
+                out.append(self._G(z, yy).numpy())
+        X = np.concatenate(out).astype(np.float32)
+        if y is not None:
+            types = np.asarray(self.cell_types, dtype=object)[y.numpy()]
+        elif isinstance(cell_type, str):
+            types = np.full(n_cells, cell_type, dtype=object)
+        else:
+            types = np.full(n_cells, "unlabelled", dtype=object)
+        obs = pd.DataFrame({"cell_type": pd.Categorical(types), "synthetic": True},
+                           index=[f"synthetic_{i}" for i in range(n_cells)])
+        return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names)))
+
+    def _labels_for(self, n: int, cell_type, gen: torch.Generator) -> torch.Tensor | None:
+        if not self.config.conditional:
+            if cell_type is not None and self.cell_types and not isinstance(cell_type, str):
+                raise ParameterError("this model is unconditional: cell_type must be None")
+            if cell_type is not None:
+                raise ParameterError(
+                    "this model was trained without cell-type conditioning; "
+                    "retrain with a label_key to generate a requested type"
+                )
+            return None
+        lookup = {c: i for i, c in enumerate(self.cell_types)}
+        if cell_type is None:
+            probs = torch.as_tensor(np.bincount(self._codes_or_counts(), minlength=len(lookup)),
+                                    dtype=torch.float64)
+            return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=gen)
+        types = [cell_type] * n if isinstance(cell_type, str) else list(cell_type)
+        if len(types) != n:
+            raise ParameterError(f"cell_type has {len(types)} entries for n_cells={n}")
+        unknown = sorted({str(t) for t in types} - set(lookup))
+        if unknown:
+            raise ParameterError(
+                f"unknown cell_type {unknown[0]!r}; known types: {', '.join(self.cell_types)}"
+            )
+        return torch.as_tensor([lookup[str(t)] for t in types], dtype=torch.long)
+
+    def _codes_or_counts(self) -> np.ndarray:
+        if self._codes is not None:
+            return self._codes
+        counts = self._type_counts
+        return np.repeat(np.arange(len(counts)), counts)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        """Write weights, configuration, gene names, preprocessing and history to a folder.
+
+        The folder is written next to ``path`` and renamed into place, so a crash leaves
+        no half-written model; an existing folder is replaced only with ``force=True``.
+        """
+        import shutil
+        import tempfile
+
+        if not self.is_trained:
+            raise ParameterError("nothing to save: the model is not trained")
+        path = Path(path)
+        if path.exists() and not force:
+            raise OutputExistsError(f"{path}: already exists; pass --force (force=True) to overwrite")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            state = {"G": self._G.state_dict()}
+            if self._inputs.anchors is not None:
+                state["anchors"] = self._inputs.anchors.cpu()
+            if self._inputs.anchor_labels is not None:
+                state["anchor_labels"] = self._inputs.anchor_labels.cpu()
+            torch.save(state, tmp / WEIGHTS_FILE)
+            counts = (np.bincount(self._codes, minlength=len(self.cell_types)).tolist()
+                      if self._codes is not None else [])
+            meta = {
+                "lshgan_version": __version__,
+                "model": asdict(self.config),
+                "train": asdict(self.train_config) if self.train_config else None,
+                "label_key": self.label_key,
+                "cell_types": self.cell_types,
+                "cell_type_counts": counts,
+                "preprocess": self.preprocess_info,
+                "n_train_cells": int(self._adata.n_obs) if self._adata is not None else self._n_train,
+                "train_seconds": self.train_seconds,
+                "torch_version": torch.__version__,
+            }
+            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+            (tmp / GENES_FILE).write_text(json.dumps(self.var_names))
+            if self.history is not None:
+                (tmp / HISTORY_FILE).write_text(json.dumps(self.history.to_dict()))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, adata: ad.AnnData | None = None) -> "LSHGAN":
+        """Load a saved model; with ``adata``, refuse it unless its genes match exactly."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / CONFIG_FILE).read_text())
+            var_names = json.loads((path / GENES_FILE).read_text())
+            state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        except FileNotFoundError as err:
+            raise CheckpointError(f"{path}: not a saved lshgan model ({Path(err.filename).name} missing)") from None
+        except (json.JSONDecodeError, RuntimeError, OSError) as err:
+            raise CheckpointError(f"{path}: model files are corrupt ({err})") from None
+        if adata is not None:
+            check_genes(adata, var_names, what=f"model {path}")
+        self = cls.__new__(cls)
+        cfg = meta["model"]
+        cfg["g_hidden"] = tuple(cfg["g_hidden"])
+        cfg["d_hidden"] = tuple(cfg["d_hidden"])
+        self.config = ModelConfig(**cfg)
+        self.label_key = meta["label_key"]
+        self.var_names = var_names
+        self.cell_types = meta["cell_types"]
+        self._type_counts = np.asarray(meta.get("cell_type_counts") or [], dtype=np.int64)
+        self._codes = None
+        self._adata = None
+        self._n_train = meta.get("n_train_cells")
+        self.preprocess_info = meta.get("preprocess", {})
+        self.train_config = TrainConfig(**meta["train"]) if meta.get("train") else None
+        self.train_seconds = meta.get("train_seconds")
+        self.subsample_ = None
+        self._pca = None
+        hist = path / HISTORY_FILE
+        self.history = History.from_dict(json.loads(hist.read_text())) if hist.exists() else None
+        anchors = state.get("anchors")
+        labels = state.get("anchor_labels")
+        self._inputs = GeneratorInput(self.config.input_mode, noise_dim=self.config.noise_dim,
+                                      anchors=anchors, anchor_labels=labels,
+                                      n_train=self._n_train or 0,
+                                      anchor_noise=self.config.anchor_noise)
+        G = Generator(self._inputs.dim, len(var_names), self.config.g_hidden,
+                      n_classes=self.n_classes, batch_norm=self.config.batch_norm,
+                      output=self.config.output)
+        try:
+            G.load_state_dict(state["G"])
+        except (RuntimeError, KeyError) as err:
+            raise CheckpointError(f"{path}: weights do not match the saved configuration ({err})") from None
+        self._G = G.eval()
+        return self
+
+    def __repr__(self) -> str:
+        state = "trained" if self.is_trained else "untrained"
+        return (f"LSHGAN({len(self.var_names)} genes, {len(self.cell_types)} cell types, "
+                f"input_mode={self.config.input_mode!r}, k={self.config.k}, t={self.config.t}, {state})")
+
+
+def check_genes(adata: ad.AnnData, var_names: Sequence[str], *, what: str = "model") -> None:
+    """Raise :class:`GeneMismatchError` unless ``adata.var_names`` equal ``var_names`` in order."""
+    got = [str(v) for v in adata.var_names]
+    if got == list(var_names):
+        return
+    missing = [g for g in var_names if g not in set(got)]
+    extra = [g for g in got if g not in set(var_names)]
+    detail = []
+    if missing:
+        detail.append(f"{len(missing)} genes missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        detail.append(f"{len(extra)} unknown genes (e.g. {', '.join(extra[:3])})")
+    if not detail:
+        detail.append("same genes in a different order")
+    raise GeneMismatchError(f"genes of the data do not match the {what}: {'; '.join(detail)}")
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(type(o).__name__)
