@@ -236,6 +236,8 @@ class LSHGAN:
         torch.manual_seed(seed)
         G = Generator(self._inputs.dim, X.shape[1], cfg.g_hidden, n_classes=self.n_classes,
                       batch_norm=cfg.batch_norm, output=cfg.output)
+        if cfg.output != "linear":  # the paper-faithful configuration keeps PyTorch's init
+            G.init_output(_dense(X[: min(X.shape[0], 20000)]))
         D = Discriminator(X.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
@@ -314,7 +316,9 @@ class LSHGAN:
         gen = torch.Generator().manual_seed(int(seed))
         y = self._labels_for(n_cells, cell_type, gen)
         out = []
-        with torch.no_grad():
+        # the zero-inflated head samples detection noise from torch's global generator
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
             for start in range(0, n_cells, batch_size):
                 stop = min(start + batch_size, n_cells)
                 yy = None if y is None else y[start:stop]

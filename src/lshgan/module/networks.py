@@ -8,7 +8,9 @@ Generator ``G(z, y)``
     paper's gene-dimensional mixture: see :mod:`lshgan.module.inputs`), optional
     cell-type ``y`` through a learned embedding concatenated to ``z``; hidden layers
     Linear -> (BatchNorm) -> LeakyReLU; output head ``relu`` (non-negative with exact
-    zeros, like log-expression) or ``linear`` (the paper's).
+    zeros, like log-expression), ``linear`` (the paper's) or ``zinf`` (zero-inflated:
+    a non-negative level times a sampled detection indicator, so a gene is exactly zero
+    in a cell with a learned, cell-dependent probability, as dropouts are in real data).
 
 Discriminator ``D(x, y)``
     hidden layers Linear (spectral-normalised if asked) -> LeakyReLU; optional
@@ -21,8 +23,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+#: Output heads: non-negative with exact zeros (relu), the paper's (linear), zero-inflated (zinf).
+OUTPUT_HEADS = ("relu", "linear", "zinf")
 
 
 class Generator(nn.Module):
@@ -48,8 +54,9 @@ class Generator(nn.Module):
                  *, n_classes: int = 0, embed_dim: int = 16, batch_norm: bool = True,
                  output: str = "relu"):
         super().__init__()
-        if output not in ("relu", "linear"):
-            raise ValueError(f"output must be 'relu' or 'linear', got {output!r}")
+        if output not in OUTPUT_HEADS:
+            raise ValueError(f"output must be one of {OUTPUT_HEADS}, got {output!r}")
+        self.output = output
         self.n_classes = int(n_classes)
         self.embed = nn.Embedding(n_classes, embed_dim) if n_classes > 0 else None
         layers: list[nn.Module] = []
@@ -60,17 +67,51 @@ class Generator(nn.Module):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(nn.LeakyReLU(0.2))
             d = h
-        layers.append(nn.Linear(d, output_dim))
-        if output == "relu":
-            layers.append(nn.ReLU())
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(d, output_dim)
+        # zero-inflated head: a second linear layer gives each gene's log-odds of being detected
+        self.detect = nn.Linear(d, output_dim) if output == "zinf" else None
+        self.temperature = 0.3
+
+    def init_output(self, X) -> None:
+        """Start from the training cells' marginals instead of from zero.
+
+        Log expression reaches 10-15 while a fresh network outputs values near 0.  The output
+        bias is set to each gene's mean (``relu``/``linear``), or, for ``zinf``, to its mean
+        over the cells that express it, and the detection bias to the log-odds of its
+        detection rate: training then starts from an independent per-gene model with the
+        right marginals and spends its steps on the structure between genes.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        with torch.no_grad():
+            if self.output == "zinf":
+                detected = X > 0
+                rate = detected.mean(0).clip(1e-3, 1 - 1e-3)
+                level = (X * detected).sum(0) / np.maximum(detected.sum(0), 1)
+                self.head.bias.copy_(torch.as_tensor(level))
+                self.detect.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate))))
+            else:
+                self.head.bias.copy_(torch.as_tensor(X.mean(0)))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is conditional: pass cell-type codes y")
             z = torch.cat([z, self.embed(y)], dim=1)
-        return self.net(z)
+        h = self.body(z)
+        value = self.head(h)
+        if self.output == "linear":
+            return value
+        value = torch.relu(value)
+        if self.output == "relu":
+            return value
+        # zinf: detected ~ Bernoulli(sigmoid(logit)), sampled with the straight-through
+        # relaxed Bernoulli (forward: exact 0/1; backward: the gradient of the relaxation)
+        logit = self.detect(h)
+        u = torch.rand_like(logit).clamp_(1e-6, 1 - 1e-6)
+        soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
+        hard = (soft > 0.5).to(soft.dtype)
+        return value * (hard + soft - soft.detach())
 
 
 class MinibatchStd(nn.Module):
