@@ -1,0 +1,233 @@
+"""Figures for reports: UMAP of real vs generated cells, training losses, per-gene statistics.
+
+Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no
+pyplot, no global backend switch, safe in scripts and servers), writes a 150-dpi PNG
+atomically through :func:`lshgan.io.atomic_path` (an existing file is replaced only with
+``force=True``) and returns the path.
+
+Examples
+--------
+>>> from lshgan.plotting import plot_umap
+>>> plot_umap(test, fake, "reports/umap.png", title="LSH-GAN on Pollen")   # doctest: +SKIP
+PosixPath('reports/umap.png')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .io import atomic_path, check_writable
+from .metrics import align_genes, gene_statistics, pooled_pca
+
+DPI = 150
+REAL_COLOUR, GENERATED_COLOUR = "#3b75af", "#ef8636"
+
+
+def _new_figure(n_panels: int, *, width: float = 5.0, height: float = 4.5):
+    fig = Figure(figsize=(width * n_panels, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, n_panels, squeeze=False)[0]
+
+
+def _save(fig: Figure, path, force: bool) -> Path:
+    with atomic_path(path, force=force) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    return Path(path)
+
+
+def _labels(adata: ad.AnnData, label_key: str) -> np.ndarray:
+    if label_key in adata.obs.columns:
+        return adata.obs[label_key].astype(str).to_numpy()
+    return np.full(adata.n_obs, "unlabelled", dtype=object)
+
+
+def plot_umap(
+    real: ad.AnnData,
+    generated: ad.AnnData,
+    path: str | os.PathLike,
+    *,
+    label_key: str = "cell_type",
+    title: str = "Real and generated cells (UMAP)",
+    n_pcs: int = 50,
+    seed: int = 0,
+    force: bool = False,
+) -> Path:
+    """UMAP of real (held-out) and generated cells together, in two panels.
+
+    Left: coloured by origin (real vs generated): well-mixed colours mean the generator
+    covers the same states as the real cells.  Right: coloured by cell type, real cells as
+    dots and generated cells as crosses: each type's generated cells should land on its real
+    ones.  The embedding is computed on the pooled cells (PCA with ``n_pcs`` components, then
+    :class:`umap.UMAP` with ``random_state=seed``, so the layout is reproducible).
+
+    Parameters
+    ----------
+    real, generated
+        Cells on the ``log2(1+x)`` scale with the same genes.
+    path, title, force
+        Output PNG; figure title; overwrite an existing ``path``.
+    label_key
+        ``obs`` column with the cell type (cells without it are shown as "unlabelled").
+    n_pcs, seed
+        PCA size and seed of PCA and UMAP.
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> plot_umap(test, model.generate(test.n_obs), "umap.png", force=True)   # doctest: +SKIP
+    PosixPath('umap.png')
+    """
+    check_writable(path, force=force)  # fail before the (slow, JIT-compiled) embedding
+    import umap
+
+    generated = align_genes(generated, real.var_names, "generated")
+    pcs = np.vstack(pooled_pca(real.X, generated.X, n_pcs=n_pcs, seed=seed))
+    n = pcs.shape[0]
+    reducer = umap.UMAP(n_neighbors=max(2, min(15, n - 1)), min_dist=0.3, random_state=seed,
+                        n_jobs=1, init="spectral" if n > 10 else "random")
+    emb = reducer.fit_transform(pcs)
+    is_real = np.arange(n) < real.n_obs
+    types = np.concatenate([_labels(real, label_key), _labels(generated, label_key)])
+
+    fig, (ax_src, ax_type) = _new_figure(2)
+    order = np.random.default_rng(seed).permutation(n)  # neither side is drawn on top
+    colours = np.where(is_real, REAL_COLOUR, GENERATED_COLOUR)[order]
+    ax_src.scatter(emb[order, 0], emb[order, 1], c=colours, s=12, alpha=0.75, linewidths=0)
+    for name, colour, count in (("Real (held-out)", REAL_COLOUR, int(is_real.sum())),
+                                ("Generated", GENERATED_COLOUR, int((~is_real).sum()))):
+        ax_src.scatter([], [], c=colour, s=20, label=f"{name}, n={count}")
+    ax_src.legend(loc="best", fontsize=8, frameon=False)
+    ax_src.set_title("Coloured by origin")
+
+    palette = _palette(len(np.unique(types)))
+    for colour, t in zip(palette, np.unique(types)):
+        m = types == t
+        ax_type.scatter(emb[m & is_real, 0], emb[m & is_real, 1], color=colour, s=14,
+                        alpha=0.8, linewidths=0, label=t)
+        ax_type.scatter(emb[m & ~is_real, 0], emb[m & ~is_real, 1], color=colour, s=18,
+                        alpha=0.8, marker="x", linewidths=0.9)
+    ax_type.scatter([], [], c="grey", s=14, label="dot = real")
+    ax_type.scatter([], [], c="grey", s=18, marker="x", label="cross = generated")
+    ax_type.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
+                   title="Cell type")
+    ax_type.set_title("Coloured by cell type")
+    for ax in (ax_src, ax_type):
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    return _save(fig, path, force)
+
+
+def _palette(k: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if k <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(k)]
+
+
+def plot_losses(history, path: str | os.PathLike, *, title: str = "Training losses",
+                force: bool = False) -> Path:
+    """Discriminator and generator loss per epoch.
+
+    Parameters
+    ----------
+    history
+        An object with lists ``epoch``, ``d_loss``, ``g_loss`` (e.g.
+        :class:`lshgan.module.training.History`) or a dict with those keys.
+    path, title, force
+        Output PNG; figure title; overwrite an existing ``path``.
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> plot_losses({"epoch": [1, 2, 3], "d_loss": [1.4, 1.2, 1.3],
+    ...              "g_loss": [0.7, 0.9, 0.8]}, "losses.png")        # doctest: +SKIP
+    PosixPath('losses.png')
+    """
+    get = history.get if isinstance(history, dict) else lambda k: getattr(history, k)
+    epoch, d_loss, g_loss = (np.asarray(get(k), dtype=float) for k in ("epoch", "d_loss", "g_loss"))
+    fig, (ax,) = _new_figure(1, width=6.0, height=4.0)
+    marker = "o" if len(epoch) <= 30 else None
+    ax.plot(epoch, d_loss, marker=marker, ms=3, label="Discriminator (critic)")
+    ax.plot(epoch, g_loss, marker=marker, ms=3, label="Generator")
+    if min(d_loss.min(initial=0), g_loss.min(initial=0)) < 0:  # e.g. Wasserstein losses
+        ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss (mean over the epoch)")
+    ax.legend(frameon=False)
+    ax.set_title(title)
+    return _save(fig, path, force)
+
+
+def plot_gene_statistics(
+    real: ad.AnnData,
+    generated: ad.AnnData,
+    path: str | os.PathLike,
+    *,
+    title: str = "Per-gene statistics: real vs generated cells",
+    force: bool = False,
+) -> Path:
+    """Per-gene mean, variance and dropout of generated cells against real cells.
+
+    Three panels, one dot per gene: generated vs real mean expression; generated vs real
+    variance (the dashed diagonal is perfect agreement, Pearson r in the corner); and the
+    fraction of cells in which a gene is not detected (dropout) against its mean expression,
+    real and generated overlaid -- real scRNA-seq shows the typical falling curve, which a
+    generator should reproduce.  See :func:`lshgan.metrics.gene_statistics`.
+
+    Parameters
+    ----------
+    real, generated
+        Cells on the ``log2(1+x)`` scale with the same genes.
+    path, title, force
+        Output PNG; figure title; overwrite an existing ``path``.
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> plot_gene_statistics(test, fake, "genes.png")    # doctest: +SKIP
+    PosixPath('genes.png')
+    """
+    st = gene_statistics(real, generated)
+    fig, axes = _new_figure(3, width=4.6, height=4.3)
+    panels = ((axes[0], "mean", "mean expression", "mean of log2(1 + x)"),
+              (axes[1], "var", "variance", "variance of log2(1 + x)"))
+    for ax, key, what, unit in panels:
+        x, y = st[f"real_{key}"], st[f"generated_{key}"]
+        ax.scatter(x, y, s=6, alpha=0.5, color=GENERATED_COLOUR, linewidths=0)
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1)
+        ax.text(0.04, 0.95, f"Pearson r = {st[f'{key}_corr']:.3f}", transform=ax.transAxes,
+                va="top", fontsize=9)
+        ax.set_xlabel(f"Real cells: {unit}")
+        ax.set_ylabel(f"Generated cells: {unit}")
+        ax.set_title(f"Per-gene {what}")
+    ax = axes[2]
+    ax.scatter(st["real_mean"], st["real_dropout"], s=6, alpha=0.5, color=REAL_COLOUR,
+               linewidths=0, label="Real (held-out)")
+    ax.scatter(st["generated_mean"], st["generated_dropout"], s=6, alpha=0.5,
+               color=GENERATED_COLOUR, linewidths=0, label="Generated")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("Mean expression, log2(1 + normalised)")
+    ax.set_ylabel("Dropout: fraction of cells with zero expression")
+    ax.set_title(f"Dropout vs expression (r = {st['dropout_corr']:.3f})")
+    ax.legend(frameon=False, markerscale=2)
+    fig.suptitle(title)
+    return _save(fig, path, force)
