@@ -74,11 +74,11 @@ def test_thresholds_that_remove_everything_name_the_threshold():
         PreprocessConfig(min_cells_frac=1.5)
 
 
-def test_rpkm_input_works(shared_data):
+def test_rpkm_input_works(shared_data_file):
     """Yan is RPKM (continuous values), not counts: preprocessing must accept it."""
     from lshgan import read_dataset
 
-    a = read_dataset(shared_data("yan"), label_key="cell_type")
+    a = read_dataset(shared_data_file("yan"), label_key="cell_type")
     assert not np.allclose(a.X.data, np.round(a.X.data))  # really non-integer
     out, _ = preprocess(a)
     assert out.n_obs == 90 and out.n_vars > 1000
