@@ -1,0 +1,19 @@
+"""The MLOps glue around the core library: DVC stages, MLflow tracking, registry, serving, tuning.
+
+Nothing in :mod:`lshgan` outside this package imports MLflow, Optuna or DVC (dependencies
+point one way: this glue imports the core, never the reverse).  Modules:
+
+* :mod:`~lshgan.mlops.pipeline` -- the steps of the DVC pipeline (``stages/*.py`` call them),
+  and :func:`~lshgan.mlops.pipeline.track_experiment`, one tracked run end to end;
+* :mod:`~lshgan.mlops.tracking` -- where runs go (``sqlite:///mlflow.db`` and ``mlartifacts/``
+  by default, ``MLFLOW_TRACKING_URI`` for a team server) and what a run records;
+* :mod:`~lshgan.mlops.pyfunc_model` -- the generator as an MLflow pyfunc ("models from code")
+  with request validation;
+* :mod:`~lshgan.mlops.registry` -- ``lshgan-<dataset>`` registered models and the ``champion``
+  alias;
+* :mod:`~lshgan.mlops.augment` -- augment a real dataset with cells from a model folder, a
+  registry URI or a served endpoint;
+* :mod:`~lshgan.mlops.tune` -- Optuna studies; :mod:`~lshgan.mlops.cli` -- the subcommands.
+
+Importing this package imports nothing heavy; MLflow is imported where it is used.
+"""

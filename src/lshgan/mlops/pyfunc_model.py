@@ -1,0 +1,300 @@
+"""LSH-GAN as an MLflow pyfunc model ("models from code"): requests in, generated cells out.
+
+This file is logged as the model's code (``python_model=<this file>``): MLflow runs it when
+the model loads, so a server needs the installed ``lshgan`` package but not the module that
+logged the model.  The saved :class:`~lshgan.LSHGAN` folder travels as the artifact
+``lshgan_model``.
+
+Request (one row per request; a DataFrame, or ``dataframe_split`` JSON over HTTP)::
+
+    {"dataframe_split": {"columns": ["n_cells", "cell_type", "seed"],
+                         "data": [[500, "CD19+ B", 0], [200, null, 1]]}}
+
+``n_cells`` (required) a positive integer; the rows of a request together may ask for at
+most ``max_cells`` cells (default :data:`DEFAULT_MAX_CELLS`; ``model_config`` when the
+model is logged, or ``LSHGAN_MAX_CELLS`` where it is served).  ``cell_type`` (optional) one
+of the model's cell types, or null: types in training proportions.  ``seed`` (optional,
+default 0) a non-negative integer; same seed, same cells.
+
+Response: one row per generated cell, in request order: one ``float32`` column per gene,
+named by the gene and in the model's gene order, then ``cell_type``.  Over HTTP it is
+``{"predictions": [{"GENE1": 0.0, ..., "cell_type": "B"}, ...]}``;
+:func:`frame_to_anndata` turns either form back into AnnData.
+
+A bad request raises :class:`mlflow.exceptions.MlflowException` with error code
+``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400 and the message
+(naming the row, the field and, for an unknown cell type, the known ones), never a stack
+trace.
+
+Examples
+--------
+>>> import mlflow
+>>> generator = mlflow.pyfunc.load_model("models:/lshgan-pbmc68k_reduced@champion")  # doctest: +SKIP
+>>> cells = frame_to_anndata(generator.predict(
+...     pd.DataFrame({"n_cells": [100], "cell_type": ["CD19+ B"], "seed": [0]})))    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from importlib import metadata as importlib_metadata
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import anndata as ad
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel
+
+# Imports of lshgan are absolute: MLflow runs this file outside the package when it loads
+# the model.
+
+#: Name of the saved LSHGAN folder among the pyfunc model's artifacts.
+ARTIFACT_KEY = "lshgan_model"
+#: Columns a request may have (``n_cells`` is required).
+INPUT_COLUMNS = ("n_cells", "cell_type", "seed")
+#: Column of the response holding the cell type (all others are genes).
+CELL_TYPE_COLUMN = "cell_type"
+#: Most cells one request may ask for unless configured otherwise.
+DEFAULT_MAX_CELLS = 20_000
+#: Environment variable overriding ``max_cells`` where the model is served.
+MAX_CELLS_ENV = "LSHGAN_MAX_CELLS"
+_MAX_SEED = 2**63 - 1
+
+
+class CellRequest(NamedTuple):
+    """One validated request row."""
+
+    n_cells: int
+    cell_type: str | None
+    seed: int
+
+
+def bad_request(message: str) -> MlflowException:
+    """The exception MLflow's scoring server turns into HTTP 400 with ``message``."""
+    return MlflowException.invalid_parameter_value(message)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _as_int(name: str, value: Any, row: int) -> int:
+    """``value`` as an int, or a :func:`bad_request` naming the field and the row."""
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)) \
+            and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise bad_request(f"row {row}: {name} must be an integer, got {value!r}")
+
+
+def max_cells_setting(model_config: dict | None = None) -> int:
+    """The bound on cells per request: ``LSHGAN_MAX_CELLS``, else ``model_config``, else default."""
+    raw = os.environ.get(MAX_CELLS_ENV) or (model_config or {}).get("max_cells") or DEFAULT_MAX_CELLS
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise MlflowException(f"max_cells must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise MlflowException(f"max_cells must be a positive integer, got {raw!r}")
+    return value
+
+
+def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
+                   max_cells: int = DEFAULT_MAX_CELLS) -> list[CellRequest]:
+    """Validate a request table; return one :class:`CellRequest` per row.
+
+    Parameters
+    ----------
+    frame
+        A DataFrame (or anything :class:`pandas.DataFrame` accepts) with the columns
+        :data:`INPUT_COLUMNS`; only ``n_cells`` is required.
+    cell_types
+        The model's cell types.
+    conditional
+        Whether the model generates a requested type (otherwise ``cell_type`` must be null).
+    max_cells
+        Most cells all rows together may ask for.
+
+    Raises
+    ------
+    MlflowException
+        ``INVALID_PARAMETER_VALUE`` (HTTP 400) naming the problem.
+
+    Examples
+    --------
+    >>> parse_requests(pd.DataFrame({"n_cells": [3]}), cell_types=["B"], conditional=True)
+    [CellRequest(n_cells=3, cell_type=None, seed=0)]
+    """
+    if not isinstance(frame, pd.DataFrame):
+        try:
+            frame = pd.DataFrame(frame)
+        except (TypeError, ValueError) as err:
+            raise bad_request(f"expected a table with columns {', '.join(INPUT_COLUMNS)}: {err}") from None
+    unknown = [str(c) for c in frame.columns if c not in INPUT_COLUMNS]
+    if unknown:
+        raise bad_request(f"unknown column(s) {', '.join(unknown)}; "
+                          f"a request has n_cells and optionally cell_type and seed")
+    if "n_cells" not in frame.columns:
+        raise bad_request("missing column n_cells (the number of cells to generate)")
+    if len(frame) == 0:
+        raise bad_request("empty request: give at least one row")
+    known = set(cell_types)
+    requests, total = [], 0
+    for row, rec in enumerate(frame.to_dict(orient="records")):
+        n = _as_int("n_cells", rec["n_cells"], row) if not _missing(rec["n_cells"]) else None
+        if n is None or n < 1:
+            raise bad_request(f"row {row}: n_cells must be a positive integer, got {rec['n_cells']!r}")
+        total += n
+        if total > max_cells:
+            raise bad_request(f"the request asks for {total if len(frame) > 1 else n} cells; this "
+                              f"model generates at most max_cells={max_cells} per request "
+                              "(split it into several requests)")
+        cell_type = rec.get("cell_type")
+        if _missing(cell_type) or cell_type == "":
+            cell_type = None
+        elif not isinstance(cell_type, str):
+            raise bad_request(f"row {row}: cell_type must be a string or null, got {cell_type!r}")
+        elif not conditional:
+            raise bad_request(f"row {row}: this model does not generate a requested cell type "
+                              f"(it was trained without cell-type conditioning); send cell_type null")
+        elif cell_type not in known:
+            raise bad_request(f"row {row}: unknown cell_type {cell_type!r}; known types: "
+                              f"{', '.join(cell_types)}")
+        seed = rec.get("seed")
+        seed = 0 if _missing(seed) else _as_int("seed", seed, row)
+        if not 0 <= seed <= _MAX_SEED:
+            raise bad_request(f"row {row}: seed must be between 0 and {_MAX_SEED}, got {seed}")
+        requests.append(CellRequest(n, cell_type, seed))
+    return requests
+
+
+def generate_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
+    """Generate the cells of ``requests`` with an :class:`~lshgan.LSHGAN`; see the module doc."""
+    from lshgan.errors import LSHGANError
+
+    blocks, types = [], []
+    for req in requests:
+        try:
+            cells = model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed)
+        except LSHGANError as err:
+            raise bad_request(str(err)) from None
+        blocks.append(np.asarray(cells.X, dtype=np.float32))
+        types.append(cells.obs["cell_type"].astype(str).to_numpy())
+    frame = pd.DataFrame(np.concatenate(blocks), columns=list(model.var_names))
+    frame[CELL_TYPE_COLUMN] = np.concatenate(types)
+    return frame
+
+
+def frame_to_anndata(frame: pd.DataFrame | list[dict] | dict) -> ad.AnnData:
+    """Generated cells (a response DataFrame, or the JSON ``predictions``) as AnnData.
+
+    Gene columns keep their order in ``var_names``; ``obs`` gets ``cell_type`` and
+    ``synthetic = True``; ``.X`` is ``float32`` on the model's ``log2(1+x)`` scale.
+    """
+    if isinstance(frame, dict):
+        frame = frame.get("predictions", frame)
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame.from_records(frame)
+    genes = [c for c in frame.columns if c != CELL_TYPE_COLUMN]
+    X = frame[genes].to_numpy(dtype=np.float32)
+    types = (frame[CELL_TYPE_COLUMN].astype(str).to_numpy() if CELL_TYPE_COLUMN in frame
+             else np.full(len(frame), "unlabelled", dtype=object))
+    obs = pd.DataFrame({"cell_type": pd.Categorical(types), "synthetic": True},
+                       index=[f"synthetic_{i}" for i in range(len(frame))])
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(map(str, genes))))
+
+
+class LSHGANGenerator(PythonModel):
+    """The pyfunc model: ``predict(requests) -> generated cells`` (see the module doc)."""
+
+    def load_context(self, context) -> None:
+        from lshgan.model import LSHGAN
+
+        self.model = LSHGAN.load(context.artifacts[ARTIFACT_KEY])
+        self.max_cells = max_cells_setting(getattr(context, "model_config", None))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        requests = parse_requests(model_input, cell_types=list(self.model.cell_types),
+                                  conditional=bool(self.model.config.conditional),
+                                  max_cells=self.max_cells)
+        return generate_frame(self.model, requests)
+
+
+# ---------------------------------------------------------------------------- logging
+def model_signature(var_names: list[str]):
+    """Input: ``n_cells``, optional ``cell_type`` (string) and ``seed`` (whole numbers).
+
+    Output: one float column per gene, then ``cell_type``.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    # n_cells and seed are "any" on purpose: with "long", MLflow's JSON parsing would cast
+    # 2.5 to 2 before the model sees it; parse_requests checks them instead (whole numbers).
+    inputs = Schema([ColSpec(AnyType(), "n_cells"),
+                     ColSpec("string", "cell_type", required=False),
+                     ColSpec(AnyType(), "seed", required=False)])
+    outputs = Schema([ColSpec("float", str(g)) for g in var_names]
+                     + [ColSpec("string", CELL_TYPE_COLUMN)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def input_example(model) -> pd.DataFrame:
+    """A small valid request for ``model`` (a type it knows, if it is conditional)."""
+    if model.config.conditional and model.cell_types:
+        return pd.DataFrame({"n_cells": [5], "cell_type": [model.cell_types[0]], "seed": [0]})
+    return pd.DataFrame({"n_cells": [5], "seed": [0]})
+
+
+def pip_requirements() -> list[str]:
+    """MLflow and the runtime requirements of the installed ``lshgan`` (not ``lshgan`` itself,
+    which is not on PyPI: serve with ``--env-manager local`` where it is installed)."""
+    reqs = [f"mlflow=={mlflow.__version__}"]
+    try:
+        reqs += [r for r in importlib_metadata.requires("lshgan") or [] if "extra ==" not in r]
+    except importlib_metadata.PackageNotFoundError:
+        pass
+    return reqs
+
+
+def log_model(model_dir: str | os.PathLike, *, name: str = "generator",
+              max_cells: int = DEFAULT_MAX_CELLS, registered_model_name: str | None = None):
+    """Log a saved LSHGAN folder as a pyfunc model in the active run; return its ModelInfo.
+
+    The model carries a signature (request columns in, one column per gene out), an input
+    example, ``model_config = {"max_cells": max_cells}`` and metadata (``cell_types``,
+    ``label_key``, ``var_names`` count) that clients such as :func:`lshgan.mlops.augment`
+    read without downloading the weights.
+    """
+    from lshgan.model import LSHGAN
+
+    model_dir = Path(model_dir)
+    model = LSHGAN.load(model_dir)
+    if CELL_TYPE_COLUMN in model.var_names:
+        raise ValueError(f"a gene is named {CELL_TYPE_COLUMN!r}, which the response reserves")
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(Path(__file__).resolve()),
+        artifacts={ARTIFACT_KEY: str(model_dir.resolve())},
+        signature=model_signature(model.var_names),
+        input_example=input_example(model),
+        model_config={"max_cells": int(max_cells)},
+        metadata={"cell_types": list(model.cell_types), "label_key": model.label_key,
+                  "conditional": bool(model.config.conditional),
+                  "n_genes": len(model.var_names)},
+        pip_requirements=pip_requirements(),
+        registered_model_name=registered_model_name,
+    )
+
+
+# MLflow executes this file under another module name when it loads the model ("models from
+# code"); an ordinary `import lshgan.mlops.pyfunc_model` must not register a model.
+if __name__ != "lshgan.mlops.pyfunc_model":
+    mlflow.models.set_model(LSHGANGenerator())
