@@ -1,0 +1,338 @@
+"""Augment a real dataset with generated cells, up to the paper's sample:feature ratio.
+
+The LSH-GAN paper grows small datasets until they hold ``ratio`` times as many cells as
+genes (``ratio = 1.5`` by default), keeping the cell-type proportions.  The generator can be
+a saved model folder, a registry or run URI (``models:/lshgan-pollen@champion``, loaded with
+``mlflow.pyfunc``) or a served endpoint (``http://127.0.0.1:5000``, the ``/invocations`` of
+``mlflow models serve``): :func:`open_generator` picks the right client.
+
+Examples
+--------
+>>> from lshgan.mlops.augment import augment
+>>> real = lshgan.read_dataset("data/processed/pollen.h5ad", label_key="cell_type")   # doctest: +SKIP
+>>> more = augment("models:/lshgan-pollen@champion", real, ratio=1.5)                 # doctest: +SKIP
+>>> more.n_obs >= 1.5 * more.n_vars, more.obs["synthetic"].sum()                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Protocol
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import GeneMismatchError, InputDataError, ParameterError, check_positive_int
+
+#: Cells per request sent to a pyfunc model or a server (below the served default bound).
+CHUNK_CELLS = 5_000
+#: Largest value accepted in ``.X`` of the real data (which must be on the log2(1+x) scale).
+MAX_LOG_VALUE = 64.0
+
+
+class Generator(Protocol):
+    """What :func:`augment` needs from a model, wherever it lives."""
+
+    cell_types: list[str] | None  # None: not known to the client (a server answers errors)
+    label_key: str | None
+
+    def generate(self, requests: pd.DataFrame) -> ad.AnnData: ...
+
+
+class FolderGenerator:
+    """A saved :class:`~lshgan.LSHGAN` folder, used in-process."""
+
+    def __init__(self, path: str | os.PathLike):
+        from ..model import LSHGAN
+
+        self.model = LSHGAN.load(path)
+        self.cell_types = list(self.model.cell_types) if self.model.config.conditional else []
+        self.label_key = self.model.label_key
+
+    def generate(self, requests: pd.DataFrame) -> ad.AnnData:
+        from .pyfunc_model import frame_to_anndata, generate_frame, parse_requests
+
+        return frame_to_anndata(generate_frame(self.model, parse_requests(
+            requests, cell_types=list(self.model.cell_types),
+            conditional=bool(self.model.config.conditional), max_cells=CHUNK_CELLS)))
+
+
+class PyfuncGenerator:
+    """A logged pyfunc model (``models:/...``, ``runs:/...`` or an MLflow model folder)."""
+
+    def __init__(self, uri: str):
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from . import tracking
+
+        tracking.configure()
+        try:
+            self.model = mlflow.pyfunc.load_model(uri)
+        except (MlflowException, OSError) as err:
+            raise ParameterError(f"{uri}: cannot load the model ({_first_line(err)})") from None
+        meta = self.model.metadata.metadata or {}
+        self.cell_types = list(meta["cell_types"]) if meta.get("conditional") else []
+        self.label_key = meta.get("label_key")
+        self.uri = uri
+
+    def generate(self, requests: pd.DataFrame) -> ad.AnnData:
+        from mlflow.exceptions import MlflowException
+
+        from .pyfunc_model import frame_to_anndata
+
+        try:
+            return frame_to_anndata(self.model.predict(requests))
+        except MlflowException as err:
+            raise ParameterError(f"{self.uri}: {_first_line(err)}") from None
+
+
+class EndpointGenerator:
+    """A model served by ``mlflow models serve`` (``POST <url>/invocations``)."""
+
+    def __init__(self, url: str, timeout: float = 600.0):
+        url = url.rstrip("/")
+        self.url = url if url.endswith("/invocations") else url + "/invocations"
+        self.timeout = timeout
+        self.cell_types = None
+        self.label_key = None
+
+    def generate(self, requests: pd.DataFrame) -> ad.AnnData:
+        from .pyfunc_model import frame_to_anndata
+
+        body = {"dataframe_split": {"columns": list(requests.columns),
+                                    "data": requests.astype(object).where(requests.notna(), None)
+                                    .values.tolist()}}
+        req = urllib.request.Request(self.url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raise ParameterError(f"{self.url}: HTTP {err.code}: {_server_message(err)}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise ParameterError(f"{self.url}: cannot reach the server ({err})") from None
+        return frame_to_anndata(answer)
+
+
+def open_generator(model: str | os.PathLike) -> Generator:
+    """The client for ``model``: an endpoint URL, a model folder, or an MLflow model URI."""
+    text = str(model)
+    if text.startswith(("http://", "https://")):
+        return EndpointGenerator(text)
+    path = Path(text)
+    if path.is_dir() and (path / "config.json").exists():
+        return FolderGenerator(path)
+    if path.is_dir() and (path / "MLmodel").exists():
+        return PyfuncGenerator(str(path))
+    if "://" in text or text.startswith(("models:/", "runs:/")):
+        return PyfuncGenerator(text)
+    raise ParameterError(f"{text}: not a model folder, an MLflow model URI (models:/NAME@ALIAS, "
+                         "runs:/ID/PATH) or an http(s):// endpoint")
+
+
+def allocate(n: int, proportions: pd.Series) -> pd.Series:
+    """Split ``n`` cells over categories in ``proportions`` (largest remainders; sums to ``n``).
+
+    Examples
+    --------
+    >>> allocate(10, pd.Series({"a": 0.5, "b": 0.3, "c": 0.2})).to_dict()
+    {'a': 5, 'b': 3, 'c': 2}
+    """
+    p = proportions[proportions > 0].astype(float)
+    p = p / p.sum()
+    exact = p * n
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts).to_numpy(), kind="stable")
+    counts.iloc[order[: n - int(counts.sum())]] += 1
+    return counts[counts > 0]
+
+
+def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: float = 1.5,
+            seed: int = 0, label_key: str | None = None) -> ad.AnnData:
+    """Real cells plus generated ones, until ``n_cells >= ratio * n_genes``.
+
+    Parameters
+    ----------
+    model
+        A saved model folder, an MLflow model URI (``models:/lshgan-pollen@champion``), a
+        served endpoint (``http://host:port``), or a client from :func:`open_generator`.
+    adata
+        Real cells on the model's scale (``log2(1+x)``, as :func:`lshgan.preprocess` writes
+        them) with the model's genes (any order).
+    ratio
+        Target cells per gene (the paper's sample:feature ratio).
+    seed
+        Seed of the generated cells.
+    label_key
+        ``obs`` column with cell types (default: the model's, else ``cell_type`` if
+        present).  New cells follow the real data's type proportions; without labels or
+        with an unconditional model, the model's training proportions.
+
+    Returns
+    -------
+    A new AnnData: the real cells (``obs['synthetic'] = False``) then the generated ones
+    (``True``, types in ``obs[label_key]``); the input is not modified.  If ``adata`` already
+    has enough cells, a copy of it.  ``uns['lshgan_augment']`` records what was done.
+
+    Raises
+    ------
+    ParameterError, GeneMismatchError
+        Bad ratio, unknown model, genes that differ from the model's, a bad answer.
+    """
+    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > 0):
+        raise ParameterError(f"ratio must be a positive number, got {ratio!r}")
+    gen = _as_generator(model)
+    _check_scale(adata)
+    target = math.ceil(ratio * adata.n_vars)
+    n_new = max(0, target - adata.n_obs)
+    label_key = label_key or (gen.label_key if gen.label_key in adata.obs else None) or (
+        "cell_type" if "cell_type" in adata.obs else None)
+    real = adata.copy()
+    real.obs["synthetic"] = False
+    info = {"model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+            "ratio": float(ratio), "seed": int(seed), "n_real": int(adata.n_obs),
+            "n_generated": int(n_new), "target_cells": int(target)}
+    if n_new == 0:
+        real.uns["lshgan_augment"] = info
+        _say(f"augment: {adata.n_obs} cells already >= {ratio:g} x {adata.n_vars} genes; nothing added")
+        return real
+    requests = _requests(n_new, real, gen, label_key, seed)
+    parts = [gen.generate(chunk) for chunk in chunk_requests(requests)]
+    synth = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
+    synth = _align_genes(synth, adata)
+    synth.obs_names = [f"synthetic_{i}" for i in range(synth.n_obs)]
+    if label_key:
+        synth.obs[label_key] = synth.obs["cell_type"].astype(str)
+    if sp.issparse(adata.X):
+        synth.X = sp.csr_matrix(synth.X)
+    for layer in real.layers:
+        if layer == "normalized":  # the linear scale that lshgan.preprocess keeps
+            synth.layers[layer] = np.exp2(np.asarray(synth.X.toarray() if sp.issparse(synth.X)
+                                                     else synth.X, dtype=np.float64)) - 1
+    dropped = [k for k in real.layers if k not in synth.layers]
+    if dropped:
+        _say(f"augment: layer(s) {', '.join(dropped)} are not generated; they are dropped")
+    out = ad.concat([real, synth], join="outer", merge="first", uns_merge="first")
+    out.obs["synthetic"] = out.obs["synthetic"].astype(bool)
+    if label_key:
+        out.obs[label_key] = pd.Categorical(out.obs[label_key].astype(str))
+    out.uns["lshgan_augment"] = info
+    _say(f"augment: {adata.n_obs} real + {synth.n_obs} generated cells = {out.n_obs} "
+         f"(>= {ratio:g} x {adata.n_vars} genes)")
+    return out
+
+
+def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str | None = None,
+           seed: int = 0) -> ad.AnnData:
+    """``n_cells`` generated cells from any model reference (see :func:`open_generator`).
+
+    Examples
+    --------
+    >>> cells = sample("http://127.0.0.1:5000", 100, cell_type="CD19+ B")   # doctest: +SKIP
+    """
+    n_cells = check_positive_int("n_cells", n_cells)
+    gen = _as_generator(model)
+    request = pd.DataFrame({"n_cells": [n_cells], "cell_type": [cell_type], "seed": [int(seed)]})
+    if cell_type is None:
+        request = request.drop(columns="cell_type")
+    parts = [gen.generate(chunk) for chunk in chunk_requests(request)]
+    cells = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
+    cells.obs_names = [f"synthetic_{i}" for i in range(cells.n_obs)]
+    return cells
+
+
+def _as_generator(model) -> Generator:
+    if hasattr(model, "generate") and not isinstance(model, (str, os.PathLike)):
+        return model
+    return open_generator(model)
+
+
+def _requests(n_new: int, real: ad.AnnData, gen, label_key: str | None, seed: int) -> pd.DataFrame:
+    """One request row per cell type, in the real data's proportions."""
+    if not label_key or gen.cell_types == []:
+        return pd.DataFrame({"n_cells": [n_new], "seed": [seed]})
+    counts = real.obs[label_key].astype(str).value_counts()
+    if gen.cell_types is not None:
+        unknown = [t for t in counts.index if t not in set(gen.cell_types)]
+        if len(unknown) == len(counts):
+            raise ParameterError(f"none of the cell types of {label_key!r} ({', '.join(counts.index[:5])}"
+                                 f") is known to the model ({', '.join(gen.cell_types[:5])})")
+        if unknown:
+            _say(f"augment: cell types unknown to the model are not generated: {', '.join(unknown)}")
+            counts = counts.drop(unknown)
+    alloc = allocate(n_new, counts / counts.sum())
+    return pd.DataFrame({"n_cells": alloc.to_numpy(dtype=np.int64), "cell_type": list(alloc.index),
+                         "seed": np.arange(len(alloc), dtype=np.int64) + int(seed)})
+
+
+def chunk_requests(requests: pd.DataFrame):
+    """The requests cut into pieces and packed so that each asks for <= :data:`CHUNK_CELLS` cells.
+
+    Pieces of one row get different seeds (``seed + 7919 * piece``), so they differ.
+    """
+    pieces = []
+    for rec in requests.to_dict(orient="records"):
+        left, part = int(rec["n_cells"]), 0
+        while left > 0:
+            take = min(left, CHUNK_CELLS)
+            pieces.append({**rec, "n_cells": take, "seed": int(rec["seed"]) + 7919 * part})
+            left, part = left - take, part + 1
+    batch, total = [], 0
+    for piece in pieces:
+        if batch and total + piece["n_cells"] > CHUNK_CELLS:
+            yield pd.DataFrame(batch, columns=requests.columns)
+            batch, total = [], 0
+        batch.append(piece)
+        total += piece["n_cells"]
+    if batch:
+        yield pd.DataFrame(batch, columns=requests.columns)
+
+
+def _align_genes(synth: ad.AnnData, real: ad.AnnData) -> ad.AnnData:
+    genes = pd.Index(real.var_names.astype(str))
+    have = pd.Index(synth.var_names.astype(str))
+    if have.equals(genes):
+        return synth
+    missing, extra = have.difference(genes), genes.difference(have)
+    if len(missing) or len(extra):
+        raise GeneMismatchError(
+            f"genes of the data do not match the model: {len(extra)} not in the model "
+            f"(e.g. {', '.join(map(str, extra[:3])) or '-'}), {len(missing)} missing from the data "
+            f"(e.g. {', '.join(map(str, missing[:3])) or '-'})")
+    return synth[:, have.get_indexer(genes)].copy()
+
+
+def _check_scale(adata: ad.AnnData) -> None:
+    X = adata.X
+    top = float(X.max()) if X.shape[0] and X.shape[1] else 0.0
+    if top > MAX_LOG_VALUE:
+        raise InputDataError(f"values up to {top:.3g}: augment expects cells on the model's "
+                             "log2(1+x) scale (preprocess the data with `lshgan preprocess` first)")
+
+
+def _server_message(err: urllib.error.HTTPError) -> str:
+    raw = err.read().decode("utf-8", "replace")
+    try:
+        message = json.loads(raw).get("message", raw)
+    except (ValueError, AttributeError):
+        message = raw
+    return _first_line(message.split("Error: ")[-1] if "Failed to predict" in message else message)
+
+
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return text.splitlines()[-1 if text.startswith("Failed to") else 0] if text else type(err).__name__
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
