@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -85,6 +86,23 @@ class ModelConfig:
                     output="linear", minibatch_std=False, conditional=False)
         base.update(overrides)
         return cls(**base)
+
+
+def _cell_state(X, rows: np.ndarray) -> np.ndarray:
+    """Standardised detection rate and total log expression of ``rows`` (2 columns).
+
+    PCA coordinates miss how many genes a cell detects, which varies a lot between real
+    cells (capture efficiency, cell size); anchors carry it explicitly.
+    """
+    if sp.issparse(X):
+        detected = np.diff(X.tocsr().indptr).astype(np.float64)
+        total = np.asarray(X.sum(axis=1)).ravel()
+    else:
+        detected = (np.asarray(X) > 0).sum(axis=1).astype(np.float64)
+        total = np.asarray(X).sum(axis=1)
+    state = np.column_stack([detected, total])
+    state = (state - state.mean(0)) / (state.std(0) + 1e-6)
+    return state[rows]
 
 
 def _dense(X) -> np.ndarray:
@@ -224,7 +242,9 @@ class LSHGAN:
             self._fit_pca(X, cfg.anchor_dim, seed)
             mean, comps, scale = self._pca
             sub = X[self.subsample_]
-            anchors = torch.as_tensor(self._apply_pca(sub, mean, comps) / scale, dtype=torch.float32)
+            coords = self._apply_pca(sub, mean, comps) / scale
+            anchors = torch.as_tensor(np.hstack([coords, _cell_state(X, self.subsample_)]),
+                                      dtype=torch.float32)
         elif cfg.input_mode == "paper":
             anchors = torch.as_tensor(_dense(X[self.subsample_]), dtype=torch.float32)
         else:
@@ -259,7 +279,8 @@ class LSHGAN:
         device
             ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         callback
-            ``callback(epoch, history)`` after every epoch (may raise to stop).
+            ``callback(epoch, history)`` after every epoch (may raise to stop); it may call
+            :meth:`generate`, which then samples the current averaged generator.
         checkpoint_path, resume
             Periodic checkpoints (``checkpoint_every`` epochs) and resuming from one.
         """
@@ -277,9 +298,12 @@ class LSHGAN:
         t0 = time.perf_counter()
         G, D = self._build(tc.seed, dev)
         data = BatchSource(self._adata.X, self._codes if self.config.conditional else None, dev)
-        self.history, G_ema = train_gan(G, D, data, self._inputs, tc, progress=progress,
-                                        callback=callback, checkpoint_path=checkpoint_path,
-                                        resume=resume)
+        # the averaged generator is live during training, so a callback can call generate()
+        # (validation scores for early stopping, pruning, tracking)
+        self._G = copy.deepcopy(G)
+        self.history, G_ema = train_gan(G, D, data, self._inputs, tc, G_ema=self._G,
+                                        progress=progress, callback=callback,
+                                        checkpoint_path=checkpoint_path, resume=resume)
         self._G = G_ema.cpu().eval()
         self._inputs.to("cpu")
         self.train_config = tc
@@ -316,14 +340,21 @@ class LSHGAN:
         gen = torch.Generator().manual_seed(int(seed))
         y = self._labels_for(n_cells, cell_type, gen)
         out = []
+        was_training = self._G.training
+        self._G.eval()
+        device = next(self._G.parameters()).device
         # the zero-inflated head samples detection noise from torch's global generator
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            for start in range(0, n_cells, batch_size):
-                stop = min(start + batch_size, n_cells)
-                yy = None if y is None else y[start:stop]
-                z = self._inputs.sample(stop - start, yy, generator=gen)
-                out.append(self._G(z, yy).numpy())
+        try:
+            cuda = [device.index or 0] if device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(int(seed))
+                for start in range(0, n_cells, batch_size):
+                    stop = min(start + batch_size, n_cells)
+                    yy = None if y is None else y[start:stop].to(device)
+                    z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
+                    out.append(self._G(z, yy).cpu().numpy())
+        finally:
+            self._G.train(was_training)
         X = np.concatenate(out).astype(np.float32)
         if y is not None:
             types = np.asarray(self.cell_types, dtype=object)[y.numpy()]
