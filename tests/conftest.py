@@ -3,8 +3,10 @@
 Fixtures
 --------
 ``synthetic_adata`` (function scope, cheap)
-    200 cells x 100 genes, three cell types, on the ``log2(1+x)`` scale of
-    :func:`lshgan.preprocess`; a fresh object per test, so tests may modify it.
+    200 cells x 100 genes, three cell types (``type0``-``type2`` in ``obs['cell_type']``),
+    on the ``log2(1+x)`` scale of :func:`lshgan.preprocess` with realistic zeros (from
+    :func:`lshgan.datasets.synthetic_log_expression`, seed 0); a fresh object per test, so
+    tests may modify it.
 ``pollen_split`` (session scope)
     ``(train, test)`` of the real Pollen data (:func:`lshgan.preprocess` with
     ``PreprocessConfig(n_top_genes=2000)``, :func:`lshgan.stratified_split` on
@@ -32,9 +34,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import anndata as ad  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+
+from lshgan.datasets import synthetic_log_expression  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "LSHGAN_SHARED_DATA"
@@ -68,49 +70,14 @@ def shared_data_file():
     return shared_data
 
 
-def make_synthetic_adata(n_cells: int = 200, n_genes: int = 100, n_types: int = 3,
-                         seed: int = 0) -> ad.AnnData:
-    """Negative-binomial counts per cell type, library-size normalised, ``log2(1+x)``.
-
-    Each type up- or down-regulates a random 20% of the genes (log fold change N(0, 1.5));
-    cells have log-normal library sizes and gamma-Poisson noise (dispersion 2), which gives
-    realistic dropout (about 10-90% zeros per gene, falling with mean expression).  ``.X``
-    is dense float32; ``.layers['counts']`` holds the counts; ``obs['cell_type']`` is
-    categorical with types ``type_0``, ``type_1``, ... in proportions n:...:2:1
-    (101/66/33 cells by default).
-    """
-    rng = np.random.default_rng(seed)
-    weights = np.arange(n_types, 0, -1)  # unequal sizes: 3:2:1 for three types
-    sizes = (n_cells * weights / weights.sum()).astype(int)
-    sizes[0] += n_cells - sizes.sum()
-    labels = np.repeat([f"type_{i}" for i in range(n_types)], sizes)
-    base = rng.lognormal(mean=0.0, sigma=1.2, size=n_genes)
-    mu = np.empty((n_cells, n_genes))
-    for i, t in enumerate(np.unique(labels)):
-        markers = rng.random(n_genes) < 0.2
-        lfc = np.where(markers, rng.normal(0.0, 1.5, n_genes), 0.0)
-        mu[labels == t] = base * np.exp(lfc)
-    mu *= rng.lognormal(0.0, 0.3, size=(n_cells, 1))
-    dispersion = 2.0
-    counts = rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
-    counts[counts.sum(axis=1) == 0, 0] = 1.0  # no empty cell
-    lib = counts.sum(axis=1, keepdims=True)
-    X = np.log2(1.0 + counts / lib * np.median(lib)).astype(np.float32)
-    adata = ad.AnnData(
-        X=X,
-        obs=pd.DataFrame({"cell_type": pd.Categorical(labels)},
-                         index=[f"cell_{i}" for i in range(n_cells)]),
-        var=pd.DataFrame(index=[f"gene_{j}" for j in range(n_genes)]),
-    )
-    adata.layers["counts"] = counts
-    return adata
-
-
 @pytest.fixture
 def synthetic_adata() -> ad.AnnData:
-    """200 cells x 100 genes, 3 types, log2 scale with realistic zeros (seeded, see
-    :func:`make_synthetic_adata`); a new object for every test."""
-    return make_synthetic_adata()
+    """200 cells x 100 genes, types ``type0``-``type2``, log2 scale with realistic zeros.
+
+    :func:`lshgan.datasets.synthetic_log_expression` with seed 0 (dense ``.X``, counts in
+    ``.layers['counts']``); a new object for every test.
+    """
+    return synthetic_log_expression(200, 100, 3, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -203,6 +203,12 @@ def rf_auc(
     the generator.  The pooled PCA sees neither labels
     nor which cell is real, so it leaks nothing to the classifier.
 
+    Blind spot: noise spread evenly over all genes hardly shows on the top 50 components.
+    Training cells + N(0, 0.5) on Pollen score 0.59 with 2000 highly variable genes
+    (log2 scale) but 0.92 with the ~12,000 genes kept by the 10%-non-zero filter, where
+    the noise carries enough of each cell's norm to shape the pooled components.  Read the
+    per-gene statistics (:func:`gene_statistics`, dropout in particular) next to the AUC.
+
     Parameters
     ----------
     real
