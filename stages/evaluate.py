@@ -1,0 +1,24 @@
+"""DVC stage ``evaluate``: metrics JSON and pictures against the test split (``evaluate`` section)."""
+
+import argparse
+
+from lshgan.mlops import pipeline
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("generated")
+    parser.add_argument("train")
+    parser.add_argument("test")
+    parser.add_argument("metrics", help="output metrics JSON")
+    parser.add_argument("--plots", required=True, help="folder for umap.png and gene_statistics.png")
+    pipeline.add_stage_arguments(parser)
+    args = parser.parse_args(argv)
+    params = pipeline.load_params("evaluate", path=args.params,
+                                  overrides=pipeline.parse_assignments(args.set))
+    pipeline.evaluate(args.generated, args.train, args.test, args.metrics,
+                      label_key=args.label_key, params=params, plots=args.plots)
+
+
+if __name__ == "__main__":
+    raise SystemExit(pipeline.run_stage(main))
