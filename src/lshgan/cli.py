@@ -20,12 +20,14 @@ and exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from . import __version__
-from .errors import LSHGANError, ParameterError
+from .errors import (CheckpointError, DataWarning, LSHGANError, OutputExistsError, ParameterError,
+                     check_positive_int)
 
 EXIT_USER_ERROR = 2
 
@@ -114,10 +116,11 @@ def model_and_train_configs(args):
         model.conditional = False
     if args.loss:
         train["loss"] = args.loss
-    if args.n_critic:
+    if args.n_critic is not None:  # 0 is refused by TrainConfig, not ignored
         train["n_critic"] = args.n_critic
-    if args.lr:
+    if args.lr is not None:
         train["lr_g"] = train["lr_d"] = args.lr
+    check_positive_int("--checkpoint-every", args.checkpoint_every, minimum=0)
     tc = TrainConfig(**{**asdict(TrainConfig()), **train, "epochs": args.epochs, "seed": args.seed,
                         "checkpoint_every": args.checkpoint_every})
     return model, tc
@@ -129,55 +132,139 @@ def _read(path, label_key=None):
     return read_dataset(path, label_key=label_key)
 
 
+def split_cells(adata, *, name: str, test_size: float, label_key, seed: int):
+    """:func:`lshgan.stratified_split`, with scikit-learn's refusals as :class:`ParameterError`."""
+    from .preprocess import stratified_split
+
+    try:
+        return stratified_split(adata, test_size=test_size, label_key=label_key, seed=seed)
+    except LSHGANError:
+        raise
+    except ValueError as err:  # e.g. fewer test cells than cell types
+        raise ParameterError(f"{name}: cannot split {adata.n_obs} cells with test_size={test_size}"
+                             f"{f' by {label_key!r}' if label_key else ''}: {err}") from None
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- commands
 def cmd_preprocess(args) -> int:
-    from .io import write_h5ad, check_writable
+    from .io import check_writable, output_lock, write_h5ad
     from .preprocess import preprocess
 
     check_writable(args.output, force=args.force)
-    adata = _read(args.input, args.label_key)
-    out, _ = preprocess(adata, _preprocess_config(args), name=str(args.input))
-    write_h5ad(out, args.output, force=args.force)
+    with output_lock(args.output):
+        adata = _read(args.input, args.label_key)
+        out, _ = preprocess(adata, _preprocess_config(args), name=str(args.input))
+        write_h5ad(out, args.output, force=args.force)
     _say(f"preprocessed {adata.n_obs} x {adata.n_vars} -> {out.n_obs} cells x {out.n_vars} genes: {args.output}")
     return 0
 
 
 def cmd_split(args) -> int:
-    from .io import check_writable, write_h5ad
-    from .preprocess import stratified_split
+    from .io import check_writable, output_lock, write_h5ad
 
+    if Path(args.train).absolute() == Path(args.test).absolute():
+        raise ParameterError(f"--train and --test are the same file: {args.train}")
     for p in (args.train, args.test):
         check_writable(p, force=args.force)
-    adata = _read(args.input, args.label_key)
-    train, test = stratified_split(adata, test_size=args.test_size, label_key=args.label_key, seed=args.seed)
-    write_h5ad(train, args.train, force=args.force)
-    write_h5ad(test, args.test, force=args.force)
+    with output_lock(args.train), output_lock(args.test):
+        adata = _read(args.input, args.label_key)
+        train, test = split_cells(adata, name=str(args.input), test_size=args.test_size,
+                                  label_key=args.label_key, seed=args.seed)
+        existed = Path(args.train).exists()
+        write_h5ad(train, args.train, force=args.force)
+        try:
+            write_h5ad(test, args.test, force=args.force)
+        except BaseException:
+            if not existed:  # no half a split left behind
+                Path(args.train).unlink(missing_ok=True)
+            raise
     _say(f"split {adata.n_obs} cells: {train.n_obs} train ({args.train}), {test.n_obs} test ({args.test})")
     return 0
 
 
+def checkpoint_paths(output: Path) -> tuple[Path, Path]:
+    """(checkpoint, its settings record) of the model folder ``output``: hidden files beside it."""
+    output = Path(output)
+    return (output.parent / f".{output.name}.checkpoint.pt",
+            output.parent / f".{output.name}.checkpoint.json")
+
+
+def _resume_record(model_cfg, train_cfg, adata, label_key) -> dict:
+    """What must not change between a checkpointed run and its ``--resume`` (epochs may)."""
+    import json
+
+    from .io import dataset_hash
+
+    train = {k: v for k, v in asdict(train_cfg).items() if k not in ("epochs", "checkpoint_every")}
+    return json.loads(json.dumps({"model": asdict(model_cfg), "train": train, "label_key": label_key,
+                                  "data": dataset_hash(adata)}, default=list))
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 def train_model(train_path, label_key, args, output: Path, force: bool):
-    """Read, build, train and save a model; return (model, adata). Used by train and run."""
-    from .io import check_writable
+    """Read, build, train and save a model; return (model, adata). Used by train and run.
+
+    The output's lock is held throughout (a second writer is refused).  With
+    ``--checkpoint-every N`` a checkpoint is written beside the output every N epochs; a
+    killed run continues from it with ``--resume`` (same settings and data, checked), and a
+    fresh run refuses to overwrite it without ``--force``.  The checkpoint is removed once
+    the model is saved; a diverged run keeps it.
+    """
+    import json
+
+    from .io import check_training_cells, check_writable, output_lock, write_json
     from .model import LSHGAN
     from .plotting import plot_losses
 
-    if not (args.resume and output.exists()):
-        check_writable(output, force=force)
-    model_cfg, train_cfg = model_and_train_configs(args)
-    adata = _read(train_path, label_key)
-    model = LSHGAN(adata, label_key=label_key, config=model_cfg)
-    ckpt = output.parent / f".{output.name}.checkpoint.pt" if args.checkpoint_every or args.resume else None
-    model.train(config=train_cfg, device=args.device, progress=not args.quiet,
-                checkpoint_path=ckpt, resume=args.resume)
-    model.save(output, force=force or args.resume)
-    plot_losses(model.history, output / "losses.png", force=True)
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
+    output = Path(output)
+    ckpt, record_path = checkpoint_paths(output)
+    with output_lock(output):
+        if output.exists() and not force and not (args.resume and ckpt.exists()):
+            check_writable(output, force=force)
+        if ckpt.exists() and not args.resume and not force:
+            raise OutputExistsError(f"{ckpt}: a checkpoint of an interrupted run of {output} exists; "
+                                    "pass --resume to continue it, or --force to start over")
+        model_cfg, train_cfg = model_and_train_configs(args)
+        adata = _read(train_path, label_key)
+        check_training_cells(adata, name=str(train_path), label_key=label_key, k=model_cfg.k)
+        record = _resume_record(model_cfg, train_cfg, adata, label_key)
+        if args.resume and ckpt.exists() and record_path.exists():
+            try:
+                old = json.loads(record_path.read_text())
+            except ValueError:
+                old = record
+            changed = _changed_keys(old, record)
+            if changed:
+                raise CheckpointError(f"{ckpt}: written by a run with other settings or data "
+                                      f"({', '.join(changed)}); resume with the same ones, or drop "
+                                      "--resume and pass --force to start over")
+        elif args.resume and not ckpt.exists():
+            _say(f"{output}: no checkpoint to resume from; training from the first epoch")
+        model = LSHGAN(adata, label_key=label_key, config=model_cfg)
+        use_ckpt = bool(train_cfg.checkpoint_every) or (args.resume and ckpt.exists())
+        if use_ckpt and not (args.resume and ckpt.exists()):
+            ckpt.unlink(missing_ok=True)
+            write_json(record, record_path, force=True)
+        model.train(config=train_cfg, device=args.device, progress=not args.quiet,
+                    checkpoint_path=ckpt if use_ckpt else None, resume=args.resume and ckpt.exists())
+        model.save(output, force=True)
+        plot_losses(model.history, output / "losses.png", force=True)
+        for leftover in (ckpt, ckpt.with_name(ckpt.name + ".tmp"), record_path):
+            leftover.unlink(missing_ok=True)
     return model, adata
 
 
@@ -189,18 +276,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .io import check_writable, write_h5ad
+    from .io import check_writable, output_lock, write_h5ad
     from .model import LSHGAN
 
     check_writable(args.output, force=args.force)
-    model = LSHGAN.load(args.model)
-    cells = model.generate(args.n_cells, cell_type=args.cell_type, seed=args.seed)
-    if args.scale == "normalized":
-        import numpy as np
+    with output_lock(args.output):
+        model = LSHGAN.load(args.model)
+        cells = model.generate(args.n_cells, cell_type=args.cell_type, seed=args.seed)
+        if args.scale == "normalized":
+            import numpy as np
 
-        cells.X = (np.exp2(cells.X.astype("float64")) - 1).astype("float32")
-    cells.uns["lshgan_generate"] = {"model": str(args.model), "seed": args.seed, "scale": args.scale}
-    write_h5ad(cells, args.output, force=args.force)
+            cells.X = (np.exp2(cells.X.astype("float64")) - 1).astype("float32")
+        cells.uns["lshgan_generate"] = {"model": str(args.model), "seed": args.seed, "scale": args.scale}
+        write_h5ad(cells, args.output, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
     return 0
 
@@ -233,27 +321,60 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
 
 
 def cmd_evaluate(args) -> int:
+    from .errors import GeneMismatchError
+    from .io import check_writable, output_lock
+    from .model import check_genes
+
+    check_writable(args.output, force=args.force)
     gen = _read(args.generated)
     train = _read(args.train, args.label_key)
     test = _read(args.test, args.label_key)
-    _, table = evaluate_files(gen, train, test, label_key=args.label_key, seed=args.seed,
-                              output=args.output, plots=args.plots, force=args.force,
-                              include_references=not args.no_references)
+    for path, cells in ((args.generated, gen), (args.test, test)):
+        try:
+            check_genes(cells, list(train.var_names), what=f"training cells ({args.train})")
+        except GeneMismatchError as err:
+            raise GeneMismatchError(f"{path}: {err}") from None
+    with output_lock(args.output):
+        _, table = evaluate_files(gen, train, test, label_key=args.label_key, seed=args.seed,
+                                  output=args.output, plots=args.plots, force=args.force,
+                                  include_references=not args.no_references)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
 def cmd_run(args) -> int:
     """preprocess -> split -> train -> generate -> evaluate, into one folder."""
-    from .io import check_writable, write_h5ad
-    from .preprocess import preprocess, stratified_split
+    import shutil
+
+    from .io import check_writable, output_lock
 
     out = Path(args.out)
-    check_writable(out, force=args.force)
-    out.mkdir(parents=True, exist_ok=True)
+    if not (args.resume and checkpoint_paths(out / "model")[0].exists()):
+        check_writable(out, force=args.force)
+    with output_lock(out):
+        created = not out.exists()
+        try:
+            return _run_into(args, out)
+        except BaseException:
+            # a folder this run created holds only partial results: remove it, unless it
+            # keeps a checkpoint to --resume from
+            if created and out.is_dir() and not checkpoint_paths(out / "model")[0].exists():
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+
+def _run_into(args, out: Path) -> int:
+    from .io import check_training_cells, write_h5ad
+    from .preprocess import preprocess
+
     adata = _read(args.input, args.label_key)
     pp, _ = preprocess(adata, _preprocess_config(args), name=str(args.input))
-    train, test = stratified_split(pp, label_key=args.label_key, seed=args.seed)
+    train, test = split_cells(pp, name=str(args.input), test_size=0.2, label_key=args.label_key,
+                              seed=args.seed)
+    model_cfg, _ = model_and_train_configs(args)  # parameters checked before anything is written
+    check_training_cells(train, name=f"{args.input} (training split)", label_key=args.label_key,
+                         k=model_cfg.k)
+    out.mkdir(parents=True, exist_ok=True)
     write_h5ad(train, out / "train.h5ad", force=True)
     write_h5ad(test, out / "test.h5ad", force=True)
     _say(f"{args.input}: {pp.n_obs} cells x {pp.n_vars} genes after preprocessing; "
@@ -353,6 +474,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def user_warnings():
+    """Show :class:`~lshgan.errors.DataWarning` as one ``warning: ...`` line (no source line)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        default_show = warnings.showwarning
+        warnings.showwarning = show
+        warnings.simplefilter("always", DataWarning)
+        # duplicated gene names get lshgan's own one-line error
+        warnings.filterwarnings("ignore", message="Variable names are not unique")
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -360,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return int(args.func(args) or 0)
+        with user_warnings():
+            return int(args.func(args) or 0)
     except LSHGANError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -37,6 +37,17 @@ class TrainingDivergedError(LSHGANError, RuntimeError):
     """Training produced non-finite losses; the last good checkpoint is kept."""
 
 
+class OutputBusyError(LSHGANError, RuntimeError):
+    """Another process is writing the same output (its lock is held): nothing was changed."""
+
+
+class DataWarning(UserWarning):
+    """Usable but suspicious input (a cell type with one cell, genes zero in every cell).
+
+    The command line prints it as one ``warning: ...`` line.
+    """
+
+
 def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
     """Return ``value`` as int, or raise :class:`ParameterError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import InputDataError, OutputExistsError
+from .errors import DataWarning, InputDataError, OutputBusyError, OutputExistsError
 
 #: Name accepted wherever a dataset path is expected: scanpy's bundled PBMC 68k subset.
 EMBEDDED_DEFAULT = "pbmc68k_reduced"
@@ -140,10 +140,17 @@ def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
             return adata.T if transpose else adata
         if any(suffixes.endswith(s) for s in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")):
             return _read_text(path, transpose=transpose)
-    except InputDataError:
+    except (InputDataError, MemoryError, KeyboardInterrupt):
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputDataError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+    except ModuleNotFoundError as err:
+        raise InputDataError(f"{path}: reading this format needs the Python package "
+                             f"{err.name!r} (pip install {err.name})") from None
+    except Exception as err:  # noqa: BLE001 - whatever a parser raises, the file is at fault
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if suffixes.endswith((".h5ad", ".h5")):
+            raise InputDataError(f"{path}: truncated, corrupt or not written by anndata/10x; "
+                                 f"cannot be read ({type(err).__name__}: {detail[:300]})") from None
+        raise InputDataError(f"{path}: cannot be read ({type(err).__name__}: {detail[:300]})") from None
     raise InputDataError(
         f"{path}: unknown format {suffixes or '(no extension)'}; "
         "use .h5ad, .loom, .h5, .mtx, a 10x folder, or .csv/.tsv/.txt"
@@ -160,8 +167,23 @@ def _check_hdf5_signature(path: Path) -> None:
 def _read_text(path: Path, *, transpose: bool) -> ad.AnnData:
     sep = "," if ".csv" in path.name.lower() else "\t"
     df = pd.read_csv(path, sep=sep, index_col=0)
+    # pandas renames a repeated header ("g1" -> "g1.1") and fills an empty one ("Unnamed: 2"):
+    # check the names as written in the file
+    if transpose:
+        names, what = pd.Index(df.index.astype(str).str.strip()), "gene names (first column)"
+    else:
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
+                             keep_default_na=False).iloc[0, 1:]
+        names, what = pd.Index([str(h).strip() for h in header]), "gene names (header)"
+    if (names == "").any():
+        raise InputDataError(f"{path}: {int((names == '').sum())} missing {what}")
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()
+        raise InputDataError(f"{path}: {len(dup)} duplicated {what}, e.g. {', '.join(dup[:3])}")
     if transpose:
         df = df.T
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputDataError(f"{path}: matrix is empty ({df.shape[0]} cells x {df.shape[1]} genes)")
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         col = bad[0]
@@ -242,6 +264,130 @@ def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
     if path.exists() and not force:
         raise OutputExistsError(f"{path}: already exists; pass --force (force=True) to overwrite")
     return path
+
+
+def check_training_cells(adata: ad.AnnData, *, name: str = "training data",
+                         label_key: str | None = None, k: int | None = None) -> None:
+    """Checks of training cells beyond :func:`validate_matrix`; named after ``name``.
+
+    Raises :class:`InputDataError` for cells with no expressed gene (empty droplets:
+    :func:`lshgan.preprocess` removes them) and for ``k`` or fewer cells (LSH sampling needs
+    more than ``k``).  Warns (:class:`DataWarning`) for genes that are zero in every cell
+    and for cell types with a single cell, which are usable but suspicious.
+    """
+    import warnings
+
+    X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(np.asarray(adata.X))
+    if k is not None and adata.n_obs <= k:
+        raise InputDataError(f"{name}: {adata.n_obs} cells; LSH sampling with k={k} needs more "
+                             "than k cells (lower --k)")
+    X = X.copy()
+    X.eliminate_zeros()
+    empty = np.flatnonzero(np.diff(X.indptr) == 0)
+    if empty.size:
+        eg = ", ".join(map(str, adata.obs_names[empty[:3]]))
+        raise InputDataError(f"{name}: {empty.size} cells with no expressed gene (e.g. {eg}); "
+                             "train on preprocessed cells (lshgan preprocess removes them)")
+    zero_genes = np.flatnonzero(np.bincount(X.indices, minlength=X.shape[1]) == 0)
+    if zero_genes.size:
+        eg = ", ".join(map(str, adata.var_names[zero_genes[:3]]))
+        warnings.warn(f"{name}: {zero_genes.size} genes are zero in every cell (e.g. {eg}); "
+                      "generated cells will leave them at zero", DataWarning, stacklevel=2)
+    if label_key is not None and label_key in adata.obs:
+        counts = adata.obs[label_key].astype(str).value_counts()
+        single = sorted(counts.index[counts == 1])
+        if single:
+            warnings.warn(f"{name}: {len(single)} cell types have a single cell "
+                          f"({', '.join(single[:5])}); generated cells of these types can only "
+                          "imitate that one cell", DataWarning, stacklevel=2)
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of an output: ``.<name>.lock`` in the same folder."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the exclusive lock of output ``path`` (a file or a folder) while writing it.
+
+    The lock is the file ``.<name>.lock`` next to ``path`` (:func:`lock_path`), created on
+    entry with the holder's pid, host and start time, locked with :func:`fcntl.flock` and
+    removed on exit.  The kernel drops a flock when its process dies, even by SIGKILL, so a
+    lock file left behind by a killed process is stale and simply taken over; a lock held by
+    a live process raises :class:`OutputBusyError` at once, before anything is written.  The
+    same process may nest locks on one path.
+
+    Examples
+    --------
+    >>> with output_lock("models/pollen"):          # doctest: +SKIP
+    ...     model.save("models/pollen", force=True)
+    """
+    import json
+    import socket
+    import time
+
+    path = Path(path)
+    lock = lock_path(path).absolute()
+    if lock in _HELD_LOCKS:  # nested use in the same process
+        _HELD_LOCKS[lock] += 1
+        try:
+            yield lock
+        finally:
+            _HELD_LOCKS[lock] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield lock
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(20):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise OutputBusyError(
+                f"{path}: another process{holder} is writing it (lock {lock.name}); wait for it "
+                "to finish or choose another output; nothing was changed") from None
+        try:  # the holder before us may have removed the file we opened: lock the new one
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:  # pragma: no cover - 20 lost races in a row
+        raise OutputBusyError(f"{path}: could not take its lock {lock}")
+    _HELD_LOCKS[lock] = 1
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        yield lock
+    finally:
+        del _HELD_LOCKS[lock]
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    import json
+
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f" (pid {info['pid']} on {info['host']}, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ class FolderGenerator:
         self.model = LSHGAN.load(path)
         self.cell_types = list(self.model.cell_types) if self.model.config.conditional else []
         self.label_key = self.model.label_key
+        self.var_names = list(self.model.var_names)
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from .pyfunc_model import frame_to_anndata, generate_frame, parse_requests
@@ -83,6 +84,9 @@ class PyfuncGenerator:
         self.cell_types = list(meta["cell_types"]) if meta.get("conditional") else []
         self.label_key = meta.get("label_key")
         self.uri = uri
+        outputs = self.model.metadata.get_output_schema()
+        self.var_names = ([n for n in outputs.input_names() if n != "cell_type"]
+                          if outputs is not None else None)
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from mlflow.exceptions import MlflowException
@@ -104,6 +108,7 @@ class EndpointGenerator:
         self.timeout = timeout
         self.cell_types = None
         self.label_key = None
+        self.var_names = None  # known from the first answer
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from .pyfunc_model import frame_to_anndata
@@ -192,6 +197,8 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
         raise ParameterError(f"ratio must be a positive number, got {ratio!r}")
     gen = _as_generator(model)
     _check_scale(adata)
+    if getattr(gen, "var_names", None) is not None:  # before anything is generated or returned
+        _check_gene_sets(pd.Index(gen.var_names, dtype=str), pd.Index(adata.var_names.astype(str)))
     target = math.ceil(ratio * adata.n_vars)
     n_new = max(0, target - adata.n_obs)
     label_key = label_key or (gen.label_key if gen.label_key in adata.obs else None) or (
@@ -302,13 +309,18 @@ def _align_genes(synth: ad.AnnData, real: ad.AnnData) -> ad.AnnData:
     have = pd.Index(synth.var_names.astype(str))
     if have.equals(genes):
         return synth
+    _check_gene_sets(have, genes)
+    return synth[:, have.get_indexer(genes)].copy()
+
+
+def _check_gene_sets(have: pd.Index, genes: pd.Index) -> None:
+    """Raise :class:`GeneMismatchError` unless the model's genes ``have`` are the data's ``genes``."""
     missing, extra = have.difference(genes), genes.difference(have)
     if len(missing) or len(extra):
         raise GeneMismatchError(
             f"genes of the data do not match the model: {len(extra)} not in the model "
             f"(e.g. {', '.join(map(str, extra[:3])) or '-'}), {len(missing)} missing from the data "
             f"(e.g. {', '.join(map(str, missing[:3])) or '-'})")
-    return synth[:, have.get_indexer(genes)].copy()
 
 
 def _check_scale(adata: ad.AnnData) -> None:

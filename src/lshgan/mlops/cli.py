@@ -108,26 +108,32 @@ def cmd_log_metrics(args) -> int:
 
 @_mlflow_errors_as_user_errors
 def cmd_sample(args) -> int:
-    from ..io import check_writable, write_h5ad
+    from ..io import check_writable, output_lock, write_h5ad
     from .augment import sample
 
     check_writable(args.output, force=args.force)
-    cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed)
-    cells.uns["lshgan_sample"] = {"model": str(args.model), "seed": args.seed}
-    write_h5ad(cells, args.output, force=args.force)
+    with output_lock(args.output):
+        cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed)
+        cells.uns["lshgan_sample"] = {"model": str(args.model), "seed": args.seed}
+        write_h5ad(cells, args.output, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
     return 0
 
 
 @_mlflow_errors_as_user_errors
 def cmd_augment(args) -> int:
-    from ..io import check_writable, read_dataset, write_h5ad
+    from ..errors import GeneMismatchError
+    from ..io import check_writable, output_lock, read_dataset, write_h5ad
     from .augment import augment
 
     check_writable(args.output, force=args.force)
-    real = read_dataset(args.input, label_key=args.label_key)
-    out = augment(args.model, real, ratio=args.ratio, seed=args.seed, label_key=args.label_key)
-    write_h5ad(out, args.output, force=args.force)
+    with output_lock(args.output):
+        real = read_dataset(args.input, label_key=args.label_key)
+        try:
+            out = augment(args.model, real, ratio=args.ratio, seed=args.seed, label_key=args.label_key)
+        except GeneMismatchError as err:
+            raise GeneMismatchError(f"{args.input}: {err} ({args.model})") from None
+        write_h5ad(out, args.output, force=args.force)
     _say(f"wrote {out.n_obs} cells ({int(out.obs['synthetic'].sum())} generated): {args.output}")
     return 0
 

@@ -151,14 +151,15 @@ def ingest(source: str | os.PathLike, output: str | os.PathLike, *, label_key: s
     any path :func:`lshgan.read_dataset` reads.  An ``.h5ad`` file is copied byte for byte
     (raw data stays immutable); other formats are converted.
     """
-    from ..io import atomic_path, read_dataset, write_h5ad
+    from ..io import atomic_path, output_lock, read_dataset, write_h5ad
 
     adata = read_dataset(source, label_key=label_key)
-    if str(source).endswith(".h5ad"):
-        with atomic_path(output, force=True) as tmp:
-            shutil.copyfile(source, tmp)
-    else:
-        write_h5ad(adata, output, force=True)
+    with output_lock(output):
+        if str(source).endswith(".h5ad"):
+            with atomic_path(output, force=True) as tmp:
+                shutil.copyfile(source, tmp)
+        else:
+            write_h5ad(adata, output, force=True)
     _say(f"ingest: {source} ({adata.n_obs} cells x {adata.n_vars} genes) -> {output}")
     return Path(output)
 
@@ -166,12 +167,13 @@ def ingest(source: str | os.PathLike, output: str | os.PathLike, *, label_key: s
 def preprocess(input: str | os.PathLike, output: str | os.PathLike, *, label_key: str | None,
                params: dict[str, Any]) -> Path:
     """Filter, normalise and log-transform (``preprocess`` section)."""
-    from ..io import read_dataset, write_h5ad
+    from ..io import output_lock, read_dataset, write_h5ad
     from ..preprocess import preprocess as run
 
-    adata = read_dataset(input, label_key=label_key)
-    out, _ = run(adata, preprocess_config(params), name=str(input))
-    write_h5ad(out, output, force=True)
+    with output_lock(output):
+        adata = read_dataset(input, label_key=label_key)
+        out, _ = run(adata, preprocess_config(params), name=str(input))
+        write_h5ad(out, output, force=True)
     _say(f"preprocess: {adata.n_obs} x {adata.n_vars} -> {out.n_obs} cells x {out.n_vars} genes")
     return Path(output)
 
@@ -179,15 +181,16 @@ def preprocess(input: str | os.PathLike, output: str | os.PathLike, *, label_key
 def split(input: str | os.PathLike, train_out: str | os.PathLike, test_out: str | os.PathLike, *,
           label_key: str | None, params: dict[str, Any]) -> tuple[Path, Path]:
     """Stratified train/test split (``split`` section: ``test_size``, ``seed``)."""
-    from ..io import read_dataset, write_h5ad
-    from ..preprocess import stratified_split
+    from ..cli import split_cells
+    from ..io import output_lock, read_dataset, write_h5ad
 
     p = {"test_size": 0.2, "seed": 0, **params}
-    adata = read_dataset(input, label_key=label_key)
-    train_cells, test_cells = stratified_split(adata, test_size=float(p["test_size"]),
-                                               label_key=label_key, seed=int(p["seed"]))
-    write_h5ad(train_cells, train_out, force=True)
-    write_h5ad(test_cells, test_out, force=True)
+    with output_lock(train_out), output_lock(test_out):
+        adata = read_dataset(input, label_key=label_key)
+        train_cells, test_cells = split_cells(adata, name=str(input), test_size=float(p["test_size"]),
+                                              label_key=label_key, seed=int(p["seed"]))
+        write_h5ad(train_cells, train_out, force=True)
+        write_h5ad(test_cells, test_out, force=True)
     _say(f"split: {train_cells.n_obs} train / {test_cells.n_obs} test cells")
     return Path(train_out), Path(test_out)
 
@@ -200,16 +203,18 @@ def train(train_path: str | os.PathLike, model_dir: str | os.PathLike, *, label_
     With ``plots``, writes ``losses.csv`` (epoch, d_loss, g_loss: a DVC plot) and
     ``losses.png`` there.  Returns the trained :class:`~lshgan.LSHGAN`.
     """
-    from ..io import read_dataset
+    from ..io import check_training_cells, output_lock, read_dataset
     from ..model import LSHGAN
 
     model_cfg, train_cfg, device = train_configs(params)
-    adata = read_dataset(train_path, label_key=label_key)
-    model = LSHGAN(adata, label_key=label_key, config=model_cfg)
-    model.train(config=train_cfg, device=device, progress=progress, callback=callback)
-    model.save(model_dir, force=True)
-    if plots is not None:
-        write_loss_plots(model.history, plots)
+    with output_lock(model_dir):
+        adata = read_dataset(train_path, label_key=label_key)
+        check_training_cells(adata, name=str(train_path), label_key=label_key, k=model_cfg.k)
+        model = LSHGAN(adata, label_key=label_key, config=model_cfg)
+        model.train(config=train_cfg, device=device, progress=progress, callback=callback)
+        model.save(model_dir, force=True)
+        if plots is not None:
+            write_loss_plots(model.history, plots)
     _say(f"train: {model!r}, {train_cfg.epochs} epochs in {model.train_seconds:.1f} s -> {model_dir}")
     return model
 
@@ -247,13 +252,14 @@ def generate_cells(model, test, *, label_key: str | None, params: dict[str, Any]
 def generate(model_dir: str | os.PathLike, test_path: str | os.PathLike, output: str | os.PathLike, *,
              label_key: str | None, params: dict[str, Any]) -> Path:
     """Generate cells from a saved model (``generate`` section) into ``output``."""
-    from ..io import read_dataset, write_h5ad
+    from ..io import output_lock, read_dataset, write_h5ad
     from ..model import LSHGAN
 
-    model = LSHGAN.load(model_dir)
-    test = read_dataset(test_path, label_key=label_key)
-    cells = generate_cells(model, test, label_key=label_key, params=params)
-    write_h5ad(cells, output, force=True)
+    with output_lock(output):
+        model = LSHGAN.load(model_dir)
+        test = read_dataset(test_path, label_key=label_key)
+        cells = generate_cells(model, test, label_key=label_key, params=params)
+        write_h5ad(cells, output, force=True)
     _say(f"generate: {cells.n_obs} cells -> {output}")
     return Path(output)
 
@@ -390,8 +396,9 @@ def track_experiment(source: str, *, label_key: str | None = "cell_type",
     :func:`load_params`); ``out`` keeps the files (a temporary folder otherwise: the run
     holds everything).  Returns a summary (run id, metrics, registration).
     """
+    from ..cli import split_cells
     from ..io import dataset_hash, read_dataset, write_h5ad
-    from ..preprocess import preprocess as run_preprocess, stratified_split
+    from ..preprocess import preprocess as run_preprocess
     from . import tracking
 
     name = tracking.dataset_name(dataset or source)
@@ -401,8 +408,8 @@ def track_experiment(source: str, *, label_key: str | None = "cell_type",
         raw = read_dataset(source, label_key=label_key)
         pp, _ = run_preprocess(raw, preprocess_config(params.get("preprocess", {})), name=str(source))
         sp = {"test_size": 0.2, "seed": 0, **params.get("split", {})}
-        train_cells, test_cells = stratified_split(pp, test_size=float(sp["test_size"]),
-                                                   label_key=label_key, seed=int(sp["seed"]))
+        train_cells, test_cells = split_cells(pp, name=str(source), test_size=float(sp["test_size"]),
+                                              label_key=label_key, seed=int(sp["seed"]))
         out.mkdir(parents=True, exist_ok=True)
         write_h5ad(train_cells, out / "train.h5ad", force=True)
         write_h5ad(test_cells, out / "test.h5ad", force=True)
@@ -448,8 +455,11 @@ def track_experiment(source: str, *, label_key: str | None = "cell_type",
 # ---------------------------------------------------------------------------- stage scripts
 def run_stage(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
     """Run a stage script's ``main``: user errors print ``error: ...`` and exit 2, no traceback."""
+    from ..cli import user_warnings
+
     try:
-        main(argv)
+        with user_warnings():
+            main(argv)
     except LSHGANError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
