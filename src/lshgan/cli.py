@@ -392,8 +392,15 @@ def _run_into(args, out: Path) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, like every other user error (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lshgan",
         description="LSH-GAN for single-cell RNA-seq: train on real cells, generate realistic new "
                     "cells, and judge them honestly against held-out cells.",

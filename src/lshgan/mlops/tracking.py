@@ -162,7 +162,9 @@ def run_params(model: "LSHGAN", *, dataset: str, dataset_hash: str | None = None
     (``k``, ``t``, ``epochs``, ``seed``, ``lr_g``, ...; ``train_config`` defaults to the
     model's), ``preprocess.*`` from the preprocessing record, and ``dataset``,
     ``dataset_hash`` (of the training cells), ``n_train_cells``, ``n_genes``,
-    ``n_cell_types``, ``label_key``, ``lshgan_version``, ``torch_version``.
+    ``n_cell_types``, ``label_key``, ``lshgan_version``, ``torch_version``, and
+    ``version.<package>`` for every package that decides the result
+    (:func:`package_versions`).
     """
     import torch
 
@@ -177,8 +179,28 @@ def run_params(model: "LSHGAN", *, dataset: str, dataset_hash: str | None = None
                   n_train_cells=n_train_cells, n_genes=len(model.var_names),
                   n_cell_types=len(model.cell_types), label_key=model.label_key,
                   lshgan_version=__version__, torch_version=torch.__version__)
+    params.update({f"version.{name}": v for name, v in package_versions().items()})
     params.update(extra or {})
     return {k: v for k, v in params.items() if v is not None}
+
+
+#: Packages whose versions a run records (they decide the generated cells and the metrics).
+RECORDED_PACKAGES = ("lshgan", "torch", "numpy", "scipy", "pandas", "anndata", "scanpy",
+                     "scikit-learn", "pot", "umap-learn", "mlflow")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of :data:`RECORDED_PACKAGES`, Python and the platform."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def _param_text(value: Any) -> str:
