@@ -1,6 +1,7 @@
 """DVC stage ``evaluate``: metrics JSON and pictures against the test split (``evaluate`` section)."""
 
 import argparse
+from pathlib import Path
 
 from lshgan.mlops import pipeline
 
@@ -10,14 +11,18 @@ def main(argv=None):
     parser.add_argument("generated")
     parser.add_argument("train")
     parser.add_argument("test")
-    parser.add_argument("metrics", help="output metrics JSON")
+    parser.add_argument("metrics", help="output: metrics JSON for DVC (objective, main metrics)")
+    parser.add_argument("--evaluation", default=None,
+                        help="output: the full evaluation JSON, every metric and the references "
+                             "(default: evaluation.json next to METRICS)")
     parser.add_argument("--plots", required=True, help="folder for umap.png and gene_statistics.png")
     pipeline.add_stage_arguments(parser)
     args = parser.parse_args(argv)
     params = pipeline.load_params("evaluate", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
     pipeline.evaluate(args.generated, args.train, args.test, args.metrics,
-                      label_key=args.label_key, params=params, plots=args.plots)
+                      label_key=args.label_key, params=params, plots=args.plots,
+                      evaluation_out=args.evaluation or Path(args.metrics).with_name("evaluation.json"))
 
 
 if __name__ == "__main__":

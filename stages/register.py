@@ -12,7 +12,7 @@ from lshgan.mlops import pipeline
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
-    parser.add_argument("metrics")
+    parser.add_argument("evaluation", help="evaluation JSON of the evaluate stage (or its metrics JSON)")
     parser.add_argument("output", help="registration record (JSON)")
     parser.add_argument("--dataset", required=True, help="registered model lshgan-<dataset>")
     parser.add_argument("--train", default=None, help="training split (for the dataset hash)")
@@ -21,7 +21,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("register", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.register(args.model, args.metrics, dataset=args.dataset, params=params,
+    pipeline.register(args.model, args.evaluation, dataset=args.dataset, params=params,
                       train_path=args.train, plots=args.plots, output=args.output)
 
 

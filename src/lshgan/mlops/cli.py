@@ -200,7 +200,9 @@ def add_subcommands(subparsers) -> None:
                     "MLflow run, register it as lshgan-<dataset>, and give it the champion alias "
                     "if its objective beats the current champion's.")
     p.add_argument("model", help="model folder")
-    p.add_argument("--metrics", required=True, help="metrics JSON of the model")
+    p.add_argument("--metrics", required=True,
+                   help="evaluation JSON of the model (lshgan evaluate -o, or the evaluate stage's "
+                        "evaluation.json / metrics.json)")
     p.add_argument("--dataset", required=True, help="dataset name (registered model lshgan-<dataset>)")
     p.add_argument("--train", default=None, help="training cells (.h5ad), for the dataset hash")
     p.add_argument("--plots", default=None, help="folder of PNG pictures to log")

@@ -286,14 +286,44 @@ def generate(model_dir: str | os.PathLike, test_path: str | os.PathLike, output:
     return Path(output)
 
 
-def evaluate(generated_path, train_path, test_path, metrics_out, *, label_key: str | None,
-             params: dict[str, Any], plots: str | os.PathLike | None = None,
-             generated=None, train_cells=None, test_cells=None) -> dict:
-    """Score generated cells against the test split; write metrics JSON (+ PNGs).
+#: Generator metrics copied into the DVC metrics file (the full evaluation keeps them all).
+SUMMARY_METRICS = ("rf_auc", "dcr", "wasserstein_genes", "wasserstein_pca", "mean_corr",
+                   "var_corr", "dropout_corr")
 
-    ``evaluate`` section: ``seed``, ``references``.  The JSON is that of ``lshgan
-    evaluate`` plus ``objective`` (lower is better; :mod:`lshgan.objective`).  Already
-    loaded AnnData may be passed instead of reading the paths.
+
+def summary_metrics(result: dict) -> dict:
+    """The DVC metrics of an evaluation: ``objective``, the main metrics, the references'.
+
+    Examples
+    --------
+    >>> summary_metrics({"lshgan": {"rf_auc": 0.9, "dcr": 1.0, "n_test": 5},
+    ...                  "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0}}})
+    {'objective': 0.9, 'rf_auc': 0.9, 'dcr': 1.0, 'references': {'copy': {'objective': 2.35, 'rf_auc': 0.55, 'dcr': 0.0}}}
+    """
+    from ..objective import objective_from_metrics
+
+    def pick(values: dict) -> dict:
+        out = {"objective": round(objective_from_metrics(values), 6)}
+        out.update({k: values[k] for k in SUMMARY_METRICS if values.get(k) is not None})
+        return out
+
+    out = pick(result["lshgan"])
+    refs = {name: pick(values) for name, values in (result.get("references") or {}).items()}
+    if refs:
+        out["references"] = refs
+    return out
+
+
+def evaluate(generated_path, train_path, test_path, metrics_out, *, label_key: str | None,
+             params: dict[str, Any], evaluation_out: str | os.PathLike,
+             plots: str | os.PathLike | None = None,
+             generated=None, train_cells=None, test_cells=None) -> dict:
+    """Score generated cells against the test split; write the evaluation, metrics and PNGs.
+
+    ``evaluate`` section: ``seed``, ``references``.  ``evaluation_out`` receives the full
+    JSON of ``lshgan evaluate`` plus ``objective`` (lower is better; :mod:`lshgan.objective`);
+    ``metrics_out`` the DVC metrics (:func:`summary_metrics`).  Already loaded AnnData may be
+    passed instead of reading the paths.  Returns the full evaluation.
     """
     from ..cli import evaluate_files
     from ..io import read_dataset, write_json
@@ -304,23 +334,25 @@ def evaluate(generated_path, train_path, test_path, metrics_out, *, label_key: s
     train_cells = train_cells if train_cells is not None else read_dataset(train_path, label_key=label_key)
     test_cells = test_cells if test_cells is not None else read_dataset(test_path, label_key=label_key)
     result, _ = evaluate_files(generated, train_cells, test_cells, label_key=label_key,
-                               seed=int(p["seed"]), output=metrics_out, plots=plots, force=True,
+                               seed=int(p["seed"]), output=evaluation_out, plots=plots, force=True,
                                include_references=bool(p["references"]))
     result["objective"] = objective_from_metrics(result["lshgan"])
-    write_json(result, metrics_out, force=True)
+    write_json(result, evaluation_out, force=True)
+    write_json(summary_metrics(result), metrics_out, force=True)
     m = result["lshgan"]
     _say(f"evaluate: rf_auc {m['rf_auc']:.3f}, dcr {m['dcr']:.3f}, objective "
          f"{result['objective']:.3f} -> {metrics_out}")
     return result
 
 
-def register(model_dir: str | os.PathLike, metrics_path: str | os.PathLike, *, dataset: str,
+def register(model_dir: str | os.PathLike, evaluation_path: str | os.PathLike, *, dataset: str,
              params: dict[str, Any], train_path: str | os.PathLike | None = None,
              plots: str | os.PathLike | None = None, output: str | os.PathLike | None = None):
     """Log a trained model and its evaluation as an MLflow run; register it; maybe promote it.
 
-    The run holds the parameters, the per-epoch losses (from the saved history), the final
-    metrics, the pictures in ``plots``, the metrics JSON and the pyfunc model; the model
+    ``evaluation_path`` is the full evaluation JSON of :func:`evaluate`.  The run holds the
+    parameters, the per-epoch losses (from the saved history), the final metrics, the
+    pictures in ``plots``, the evaluation JSON and the pyfunc model; the model
     becomes a version of ``lshgan-<dataset>`` and the ``champion`` if its objective beats
     the current champion's.  ``output`` receives the registration as JSON.
     """
@@ -329,7 +361,7 @@ def register(model_dir: str | os.PathLike, metrics_path: str | os.PathLike, *, d
     from . import tracking
 
     model = LSHGAN.load(model_dir)
-    result = json.loads(Path(metrics_path).read_text())
+    result = json.loads(Path(evaluation_path).read_text())
     train_cells = read_dataset(train_path) if train_path else None
     data_hash = dataset_hash(train_cells) if train_cells is not None else None
     with tracking.start_run(dataset, run_name=f"dvc-{tracking.dataset_name(dataset)}",
@@ -338,7 +370,8 @@ def register(model_dir: str | os.PathLike, metrics_path: str | os.PathLike, *, d
                                                 n_train_cells=None if train_cells is None else train_cells.n_obs))
         if model.history is not None:
             tracking.log_history(model.history)
-        reg = log_and_register(model_dir, result, dataset=dataset, plots=plots, metrics_path=metrics_path,
+        reg = log_and_register(model_dir, result, dataset=dataset, plots=plots,
+                               evaluation_path=evaluation_path,
                                max_cells=int(params.get("max_cells", 20_000)), register=True,
                                tags={"dataset_hash": data_hash or ""}, run_id=run.info.run_id)
     if output is not None:
@@ -349,7 +382,7 @@ def register(model_dir: str | os.PathLike, metrics_path: str | os.PathLike, *, d
     return reg
 
 
-def log_and_register(model_dir, result: dict, *, dataset: str, plots=None, metrics_path=None,
+def log_and_register(model_dir, result: dict, *, dataset: str, plots=None, evaluation_path=None,
                      max_cells: int = 20_000, register: bool = True,
                      tags: dict[str, str] | None = None, run_id: str | None = None):
     """In the active run: log final metrics, pictures and the pyfunc model; maybe register.
@@ -363,8 +396,8 @@ def log_and_register(model_dir, result: dict, *, dataset: str, plots=None, metri
     tracking.log_metrics(metrics)
     if plots is not None:
         tracking.log_pictures(sorted(Path(plots).glob("*.png")))
-    if metrics_path is not None:
-        tracking.log_pictures([metrics_path], artifact_path="evaluation")
+    if evaluation_path is not None:
+        tracking.log_pictures([evaluation_path], artifact_path="evaluation")
     info = pyfunc_model.log_model(model_dir, max_cells=max_cells)
     if not register:
         return info
@@ -376,20 +409,17 @@ def summarise(folder: str | os.PathLike, output: str | os.PathLike,
               table: str | os.PathLike | None = None) -> dict:
     """Collect ``<folder>/<dataset>/metrics.json`` into one metrics JSON (+ a Markdown table).
 
-    Per dataset: the generator's ``rf_auc``, ``dcr``, ``objective``, and the references'
-    ``rf_auc``/``dcr`` when they were scored.
+    Per dataset: the generator's ``objective``, ``rf_auc`` and ``dcr``, and the references'
+    when they were scored (``copy_rf_auc``, ...).
     """
     from ..io import atomic_path, write_json
 
     rows = {}
     for path in sorted(Path(folder).glob("*/metrics.json")):
         result = json.loads(path.read_text())
-        row = {"rf_auc": result["lshgan"]["rf_auc"], "dcr": result["lshgan"]["dcr"],
-               "objective": result.get("objective"), "n_train": result.get("n_train"),
-               "n_test": result.get("n_test")}
+        row = {k: result.get(k) for k in ("objective", "rf_auc", "dcr")}
         for ref, values in (result.get("references") or {}).items():
-            row[f"{ref}_rf_auc"] = values.get("rf_auc")
-            row[f"{ref}_dcr"] = values.get("dcr")
+            row.update({f"{ref}_{k}": values.get(k) for k in ("objective", "rf_auc", "dcr")})
         rows[path.parent.name] = row
     if not rows:
         raise ParameterError(f"{folder}: no <dataset>/metrics.json to summarise")
@@ -456,10 +486,11 @@ def track_experiment(source: str, *, label_key: str | None = "cell_type",
             write_h5ad(cells, out / "generated.h5ad", force=True)
             result = evaluate(None, None, None, out / "metrics.json", label_key=label_key,
                               params=params.get("evaluate", {}), plots=out / "plots",
+                              evaluation_out=out / "evaluation.json",
                               generated=cells, train_cells=train_cells, test_cells=test_cells)
             result["train_seconds"] = model.train_seconds
             outcome = log_and_register(out / "model", result, dataset=name, plots=out / "plots",
-                                       metrics_path=out / "metrics.json", register=register,
+                                       evaluation_path=out / "evaluation.json", register=register,
                                        max_cells=int(params.get("register", {}).get("max_cells", 20_000)),
                                        tags={"dataset_hash": data_hash}, run_id=run.info.run_id)
             summary = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,

@@ -262,6 +262,8 @@ def evaluation_metrics(result: dict) -> dict[str, float]:
 
     The generator's metrics keep their names (``rf_auc``, ``dcr``, ...), references are
     prefixed (``copy.rf_auc``); ``objective`` is added when ``rf_auc`` and ``dcr`` exist.
+    The DVC metrics file (:func:`lshgan.mlops.pipeline.summary_metrics`: the generator's
+    metrics at the top level) is read the same way.
     """
     from ..objective import objective_from_metrics
 
@@ -272,7 +274,9 @@ def evaluation_metrics(result: dict) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 out[prefix + key] = float(value)
 
-    add("", result.get("lshgan", {}))
+    generator = result["lshgan"] if "lshgan" in result else {
+        k: v for k, v in result.items() if k not in ("references", "objective")}
+    add("", generator)
     for name, values in (result.get("references") or {}).items():
         add(f"{name}.", values)
     add("", {k: v for k, v in result.items() if k in ("n_train", "n_test", "train_seconds")})
