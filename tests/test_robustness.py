@@ -734,33 +734,50 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     _count("fault: SIGKILL mid-run, resumed bitwise")
 
 
+_WAIT_THEN_RUN = """
+import sys
+from lshgan.cli import main
+import lshgan.model, lshgan.plotting  # everything train imports, before the go
+print("ready", flush=True)
+sys.stdin.readline()
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_two_trainings_on_one_output_at_once(tmp_path):
     data = _h5ad(synthetic_log_expression(300, 60, 3, seed=0), tmp_path / "cells.h5ad")
     out = tmp_path / "m"
     args = ["train", data, "--label-key", "cell_type", "--quiet", "--g-hidden", "32", "--d-hidden",
             "32", "--device", "cpu", "--checkpoint-every", "1", "-o", out]
-    first = _cli_process(*args, "--epochs", "30")
+    first = _cli_process(*args, "--epochs", "150")
+    # the second command is started at once but waits, imports done, for a go: the clash is
+    # then certain to happen while the first one trains
+    second = subprocess.Popen([sys.executable, "-c", _WAIT_THEN_RUN, *map(str, args), "--epochs", "1",
+                               "--force"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
+        assert second.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 600
         while not checkpoint_paths(out)[0].exists():  # the first run is training
             assert first.poll() is None, first.communicate()[1][-2000:]
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        code, err = _finish(_cli_process(*args, "--epochs", "1", "--force"))
+        _, err = second.communicate("go\n", timeout=300)
+        code = second.returncode
         assert first.poll() is None, "the first run ended before the second was refused"
     finally:
-        if first.poll() is None:
-            code1, err1 = _finish(first)
-        else:
-            code1, err1 = first.returncode, first.communicate()[1]
+        for proc in (first, second):
+            if proc is second and proc.poll() is None:
+                proc.kill()
+        code1, err1 = _finish(first)
     assert code == 2 and "Traceback" not in err, err
     assert f"error: {out}: another process (pid {first.pid}" in err
     assert code1 == 0, err1
     from lshgan import LSHGAN
 
     model = LSHGAN.load(out)
-    assert model.train_config.epochs == 30 and len(model.history.epoch) == 30
+    assert model.train_config.epochs == 150 and len(model.history.epoch) == 150
     assert not lock_path(out).exists() and not checkpoint_paths(out)[0].exists()
     _count("concurrency: two lshgan train on one output")
 
@@ -818,7 +835,10 @@ def test_two_dvc_repro_at_once_and_raw_data_untouched(tmp_path):
             first.wait()
     assert still_running, "the first dvc repro ended before the second started"
     assert second.returncode != 0
-    assert "Unable to acquire lock" in second.stderr + second.stdout, second.stderr
+    refusal = second.stderr + second.stdout
+    # DVC's locks: the repository's, or the outputs' read/write lock naming the holder
+    assert "Unable to acquire lock" in refusal or ("is busy, it is being blocked by" in refusal
+                                                   and f"(PID {first.pid})" in refusal), refusal
     assert "Traceback" not in second.stderr
     assert first.returncode == 0, out1[-3000:]
     status = subprocess.run([dvc, "status"], cwd=proj, env=env, capture_output=True, text=True)

@@ -111,6 +111,7 @@ def configure(experiment: str | None = None) -> str | None:
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri())
+    _initialise_sqlite_store(tracking_uri())
     if experiment is None:
         return None
     for attempt in range(5):
@@ -124,6 +125,47 @@ def configure(experiment: str | None = None) -> str | None:
                 raise
             time.sleep(0.2 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+_INITIALISED: set[str] = set()
+
+
+def _initialise_sqlite_store(uri: str) -> None:
+    """Create (or upgrade) a SQLite store's tables in one process at a time.
+
+    MLflow creates the tables of a new SQLite store on first use, without a lock: several
+    processes starting at once on a new ``mlflow.db`` (parallel ``lshgan track``, Optuna
+    workers, DVC stages) fail with "duplicate column" errors and lose their runs.  The first
+    use in each process is serialised with a file lock (in the temporary folder, keyed by the
+    database path); later uses find the tables made.
+    """
+    if uri in _INITIALISED or not uri.startswith("sqlite:///"):
+        return
+    db = uri[len("sqlite:///"):]
+    if not db or db == ":memory:":
+        return
+    import hashlib
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    key = hashlib.sha256(str(Path(db).expanduser().resolve()).encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"lshgan-mlflow-{key}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    with open(lock, "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # waits for the process creating the tables
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)  # tracking tables
+            client.search_registered_models(max_results=1)  # registry tables
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    _INITIALISED.add(uri)
 
 
 @contextlib.contextmanager
