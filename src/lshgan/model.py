@@ -59,8 +59,8 @@ class ModelConfig:
     g_hidden: tuple[int, ...] = (256, 256)
     d_hidden: tuple[int, ...] = (256, 256)
     batch_norm: bool = True
-    output: str = "relu"
-    spectral_norm: bool = False
+    output: str = "zinf"
+    spectral_norm: bool = True
     minibatch_std: bool = True
     conditional: bool = True
     lsh_trees: int = 32
@@ -83,7 +83,7 @@ class ModelConfig:
     def paper(cls, **overrides) -> "ModelConfig":
         """The paper-faithful configuration: 16-16 MLPs, linear output, stacked mixture input."""
         base = dict(input_mode="paper", g_hidden=(16, 16), d_hidden=(16, 16), batch_norm=False,
-                    output="linear", minibatch_std=False, conditional=False)
+                    output="linear", spectral_norm=False, minibatch_std=False, conditional=False)
         base.update(overrides)
         return cls(**base)
 

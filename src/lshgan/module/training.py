@@ -35,13 +35,13 @@ class TrainConfig:
     """Optimisation settings of :func:`train_gan`."""
 
     epochs: int = 300
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    batch_size: int = 32
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
     beta1: float = 0.5
     beta2: float = 0.9
-    loss: str = "wgan-gp"
-    n_critic: int = 5
+    loss: str = "hinge"
+    n_critic: int = 1
     gp_weight: float = 10.0
     ema_decay: float = 0.999
     seed: int = 0
