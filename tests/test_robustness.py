@@ -176,6 +176,14 @@ def _count(kind: str) -> None:
     TRIED[kind] = TRIED.get(kind, 0) + 1
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _tally():
+    """Print what was tried (run with ``-s``; docs/failures.md quotes a full run)."""
+    yield
+    if TRIED:
+        print("\nrobustness tally:", json.dumps(dict(sorted(TRIED.items())), indent=1))
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``lshgan`` in-process; return (exit code, stdout, stderr)."""
@@ -634,6 +642,37 @@ def test_resume_refuses_to_clobber_a_finished_model(tmp_path, cli):
     assert_one_error_line(code, err, tmp_path / "m", "already exists")
     assert (tmp_path / "m" / "generator.pt").read_bytes() == before
     _count("bad parameter x CLI")
+
+
+def test_scoring_server_hardening(monkeypatch):
+    """Without a Content-Type header or with JSON nested too deeply, MLflow's scoring server
+    would answer 500; the served model turns them into 415 and 400 (slow test: real server)."""
+    pytest.importorskip("mlflow")
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server as ss
+
+    from lshgan.mlops.pyfunc_model import harden_scoring_server
+
+    for name in ("invocations", "_decode_json_input"):
+        monkeypatch.setattr(ss, name, getattr(ss, name))  # restored after the test
+    monkeypatch.setattr(ss, "_lshgan_hardened", False, raising=False)
+    assert harden_scoring_server() and not harden_scoring_server()  # once
+    answer = ss.invocations(b"{}", None, None, None)
+    assert answer.status == 415 and "Content-Type" in answer.response
+    with pytest.raises(MlflowException, match="nested too deeply") as info:
+        ss._decode_json_input(b"[" * 100_000 + b"]" * 100_000)
+    assert info.value.get_http_status_code() == 400
+    assert ss._decode_json_input(b'{"a": 1}') == {"a": 1}
+
+
+def test_served_model_binds_loopback_unless_told():
+    from lshgan.cli import build_parser
+    from lshgan.mlops.cli import serve_command
+
+    args = build_parser().parse_args(["serve", "--dataset", "tiny"])
+    assert args.host == "127.0.0.1"
+    cmd = serve_command("models:/lshgan-tiny@champion", host=args.host)
+    assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
 
 
 # ---------------------------------------------------------------------------- reproducibility
