@@ -149,7 +149,10 @@ def clone(tmp_path_factory) -> Path:
 def test_repro_runs_the_whole_pipeline_on_the_embedded_default(clone):
     reports = clone / "reports" / "pbmc68k_reduced"
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert 0 <= metrics["lshgan"]["rf_auc"] <= 1 and metrics["objective"] > 0
+    assert 0 <= metrics["rf_auc"] <= 1 and metrics["objective"] > 0 and "dcr" in metrics
+    evaluation = json.loads((reports / "evaluation.json").read_text())
+    assert evaluation["objective"] == pytest.approx(metrics["objective"])
+    assert evaluation["n_test"] > 0 and evaluation["lshgan"]["n_generated"] == evaluation["n_test"]
     registration = json.loads((reports / "registry.json").read_text())
     assert registration["name"] == "lshgan-pbmc68k_reduced" and registration["champion"]
     assert (clone / "mlflow.db").is_file() and (clone / "mlartifacts").is_dir()
@@ -158,12 +161,12 @@ def test_repro_runs_the_whole_pipeline_on_the_embedded_default(clone):
 
 
 @pytest.mark.slow
-def test_registry_holds_the_champion(clone, monkeypatch):
+def test_registry_holds_the_champion(clone):
     from mlflow import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{clone / 'mlflow.db'}")
-    version = MlflowClient().get_model_version_by_alias("lshgan-pbmc68k_reduced", "champion")
-    run = MlflowClient().get_run(version.run_id)
+    client = MlflowClient(tracking_uri=f"sqlite:///{clone / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("lshgan-pbmc68k_reduced", "champion")
+    run = client.get_run(version.run_id)
     for key in ("k", "t", "epochs", "seed", "dataset_hash"):
         assert key in run.data.params
     assert run.data.params["epochs"] == "3"
@@ -199,5 +202,6 @@ def test_all_datasets_pipeline_runs_one_shared_dataset(clone):
     if not (clone.parent / "shared" / "data" / "yan.h5ad").is_file():
         pytest.skip("shared datasets not here")
     _dvc(clone, "repro", "all-datasets/dvc.yaml:evaluate@yan")
-    metrics = json.loads((clone / "reports" / "all-datasets" / "yan" / "metrics.json").read_text())
-    assert metrics["n_test"] > 0 and "objective" in metrics
+    reports = clone / "reports" / "all-datasets" / "yan"
+    assert "objective" in json.loads((reports / "metrics.json").read_text())
+    assert json.loads((reports / "evaluation.json").read_text())["n_test"] > 0

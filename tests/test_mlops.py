@@ -77,11 +77,16 @@ def generator(model_dir) -> LSHGANGenerator:
 @pytest.fixture
 def tracking_dir(tmp_path, monkeypatch) -> Path:
     """An empty SQLite tracking store in tmp_path (artifacts in tmp_path/mlartifacts)."""
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv(tracking.ARTIFACT_LOCATION_ENV, raising=False)
-    return tmp_path
+    yield tmp_path
+    # tracking.configure() set MLflow's process-wide URI (and MLFLOW_TRACKING_URI): forget it
+    # before monkeypatch restores the environment, so no later test writes to this store.
+    mlflow.set_tracking_uri(None)
 
 
 # ---------------------------------------------------------------------------- request validation
@@ -228,7 +233,7 @@ def test_a_training_run_records_params_losses_and_metrics(tracking_dir, model_di
                                                 n_train_cells=90))
         tracking.log_history(model.history)
         tracking.log_metrics({"objective": 1.2})
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
     data = client.get_run(run.info.run_id).data
     for key, value in {"k": "5", "t": "1", "epochs": "2", "seed": "0", "dataset": "tiny",
                        "dataset_hash": "abc123", "g_hidden": "16", "n_train_cells": "90"}.items():
@@ -343,7 +348,7 @@ def test_mlproject_defaults_agree_with_params_yaml():
 
 # ---------------------------------------------------------------------------- mlflow run (slow)
 @pytest.mark.slow
-def test_mlflow_run_train_entry_point_logs_a_run(tmp_path, monkeypatch):
+def test_mlflow_run_train_entry_point_logs_a_run(tmp_path):
     """``mlflow run . --env-manager local -e train -P dataset=... -P epochs=...``, for real."""
     from mlflow import MlflowClient
 
@@ -366,8 +371,7 @@ def test_mlflow_run_train_entry_point_logs_a_run(tmp_path, monkeypatch):
          "-P", "dataset=pbmc68k_reduced", "-P", "epochs=2"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("lshgan-pbmc68k_reduced")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"

@@ -60,12 +60,15 @@ def _request(rows, columns=("n_cells", "cell_type", "seed")) -> dict:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A tracking store in tmp_path with lshgan-tiny versions 1-3 (champion: version 3)."""
+    import mlflow
+
     root = tmp_path_factory.mktemp("serving")
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     try:
         yield root
     finally:
+        mlflow.set_tracking_uri(None)  # forget the process-wide URI tracking.configure() set
         if old is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
@@ -93,7 +96,7 @@ def test_champion_moves_only_to_a_better_version(registered):
     _, steps, registry = registered
     assert [(s.version, s.champion) for s in steps] == [("1", True), ("2", False), ("3", True)]
     assert steps[1].previous_champion == "1" and steps[2].previous_objective == pytest.approx(1.0)
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
     assert str(client.get_model_version_by_alias("lshgan-tiny", registry.CHAMPION).version) == "3"
     versions = client.search_model_versions("name='lshgan-tiny'")
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]  # old versions stay
