@@ -74,11 +74,13 @@ def make_generator(name: str, **options):
     return cls(**{k: v for k, v in options.items() if k in accepted})
 
 
-__all__ = ["GENERATORS", "make_generator", "is_conditional", "scvi_available", "GANGenerator", "LSHGANGenerator",
-           "PlainGANGenerator", "PaperLSHGANGenerator", "PaperGANGenerator", "ScGANGenerator",
-           "CscGANGenerator", "SplatterGenerator", "SugarGenerator", "SCVIGenerator"]
+__all__ = ["GENERATORS", "make_generator", "is_conditional", "scvi_available", "GANGenerator",
+           "LSHGANGenerator", "PlainGANGenerator", "PaperLSHGANGenerator", "PaperGANGenerator",
+           "ScGANGenerator", "CscGANGenerator", "SplatterGenerator", "SugarGenerator",
+           "SCVIGenerator"]
 
 
 def is_conditional(generator) -> bool:
     """Whether a fitted generator accepts ``cell_type`` (the references: fitted with labels)."""
-    return bool(getattr(generator, "conditional", getattr(generator, "label_key", None) is not None))
+    fitted_with_labels = getattr(generator, "label_key", None) is not None
+    return bool(getattr(generator, "conditional", fitted_with_labels))

@@ -4,8 +4,9 @@ Four flavours of :class:`lshgan.LSHGAN`, differing only in what the generator is
 in the networks:
 
 ``lshgan``
-    This project's LSH-GAN (:class:`~lshgan.ModelConfig` defaults: LSH-subsample anchors
-    plus Gaussian noise, 256-256 MLPs, cell-type conditioning, WGAN-GP).
+    This project's LSH-GAN with the library's defaults (:class:`~lshgan.ModelConfig`,
+    :class:`~lshgan.TrainConfig`: LSH-subsample anchors plus Gaussian noise, cell-type
+    conditioning, whatever objective and networks the library currently recommends).
 ``gan``
     The same networks and objective fed pure Gaussian noise (``input_mode="plain"``): the
     traditional GAN the paper compares with.
@@ -18,7 +19,8 @@ in the networks:
 
 The budget is counted in **generator updates** (``steps``), not epochs, so that datasets of
 different sizes get the same amount of training; it is converted to the epochs
-:meth:`LSHGAN.train` expects.  The exponential moving average of the generator weights
+:meth:`LSHGAN.train` expects.  :attr:`GANGenerator.n_critic` tells how many discriminator
+updates each generator update costs (to compare GANs at equal discriminator updates).  The exponential moving average of the generator weights
 is set from the budget (``ema_decay = 1 - 10 / steps``, at most the library's 0.999): with
 the library's default 0.999 a run of a few hundred steps would generate mostly from the
 untrained initial weights.
@@ -96,6 +98,12 @@ class GANGenerator:
         self.model_: LSHGAN | None = None
         self.conditional = False
 
+    @property
+    def n_critic(self) -> int:
+        """Discriminator updates per generator update of this flavour."""
+        over = {**self.train_defaults, **self.train_overrides}
+        return int(over.get("n_critic", TrainConfig().n_critic))
+
     def model_config(self, adata: ad.AnnData) -> ModelConfig:
         base = ModelConfig.paper() if self.paper_config else ModelConfig()
         over = {**self.model_defaults, **self.model_overrides}
@@ -123,7 +131,7 @@ class GANGenerator:
 
     def generate(self, n_cells: int, cell_type: str | Sequence[str] | None = None, *,
                  seed: int = 0) -> ad.AnnData:
-        """``n_cells`` cells (``cell_type`` only for conditional flavours); see :meth:`LSHGAN.generate`."""
+        """``n_cells`` cells (``cell_type`` only if conditional); see :meth:`LSHGAN.generate`."""
         if self.model_ is None:
             raise ParameterError(f"{type(self).__name__} is not fitted: call fit(adata) first")
         return self.model_.generate(n_cells, cell_type=cell_type, seed=seed)

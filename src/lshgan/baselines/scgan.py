@@ -84,7 +84,8 @@ class LSNGenerator(nn.Module):
         d = input_dim
         for h in hidden:
             self.linears.append(nn.Linear(d, h))
-            self.norms.append(ConditionalBatchNorm(h, n_classes) if n_classes else nn.BatchNorm1d(h))
+            self.norms.append(ConditionalBatchNorm(h, n_classes) if n_classes
+                              else nn.BatchNorm1d(h))
             d = h
         self.out = nn.Linear(d, output_dim)
         self.register_buffer("library_size", torch.tensor(float(library_size)))
@@ -102,7 +103,7 @@ class LSNGenerator(nn.Module):
 
 
 class ScGANModel(LSHGAN):
-    """:class:`~lshgan.LSHGAN` with scGAN's networks: pure noise in, LSN generator, 1024-512-256 critic.
+    """:class:`~lshgan.LSHGAN` with scGAN's networks (noise in, LSN generator, 1024-512-256 critic).
 
     Only :meth:`_build` differs, so training, conditioning and generation are the
     library's.  Not meant for :meth:`save`/:meth:`load` (the saved configuration describes

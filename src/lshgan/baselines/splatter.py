@@ -16,12 +16,17 @@ same steps, per cell type.  Steps, and how each is estimated here:
    factor per gene is **estimated from the data**: the ratio of the type's mean to the
    overall mean, shrunk towards 1 by one pseudo-cell -- adapted.
 5. **biological coefficient of variation**: cell means ~ Gamma with BCV
-   ``(bcv_common + 1/sqrt(mean)) * sqrt(bcv_df / chi2(bcv_df))``; ``bcv_common`` is
-   estimated from the within-type excess variance (method of moments instead of edgeR);
-   ``bcv_df`` keeps Splatter's default 60 (its estimate needs limma) -- included.
+   ``(bcv_common + 1/sqrt(mean)) * sqrt(bcv_df / chi2(bcv_df))``; as in ``splatEstBCV``,
+   ``bcv_common = 0.1 + 0.25 * phi`` with ``phi`` the common negative-binomial dispersion,
+   here the maximum-likelihood one around the type means (edgeR's conditional likelihood
+   is not available; around the type means because the group factors of step 4 already
+   carry the differences between types); ``bcv_df`` keeps Splatter's default 60 (its
+   estimate needs limma's prior degrees of freedom) -- included.
 6. **counts** ~ Poisson(cell mean) -- included.
 7. **dropout** (``dropout.type = "experiment"``): a logistic curve of the zero fraction
-   against log mean expression, fitted to the training genes, zeroes counts -- included.
+   against log mean expression is fitted to the training genes (``splatEstDropout``) and,
+   with ``dropout=True``, zeroes counts -- estimated, off by default as in Splatter
+   (``dropout.type = "none"``): the gamma-Poisson step already produces the zeros.
 8. Batch effects, paths (``splatSimulatePaths``) -- not included (no batches, no
    trajectories in these data).
 
@@ -60,6 +65,25 @@ def _fit_gamma(values: np.ndarray) -> tuple[float, float]:
     return float(shape), float(1.0 / scale)
 
 
+def _common_dispersion(counts: np.ndarray, means: np.ndarray) -> float:
+    """Maximum-likelihood common negative-binomial dispersion of ``counts`` around ``means``.
+
+    What ``edgeR::estimateDisp``'s common dispersion estimates (by conditional likelihood
+    there, by plain likelihood here).
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln
+
+    m = np.maximum(means, 1e-8)
+
+    def nll(log_phi):
+        r = np.exp(-log_phi)
+        return -(gammaln(counts + r) - gammaln(r) + r * np.log(r / (r + m))
+                 + counts * np.log(m / (r + m))).sum()
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-8.0, 5.0), method="bounded").x))
+
+
 def _fit_dropout(mean: np.ndarray, zero_frac: np.ndarray) -> tuple[float, float] | None:
     """Logistic zero fraction = 1 / (1 + exp(-shape (log mean - mid))); ``None`` if unfit."""
     from scipy.optimize import curve_fit
@@ -87,17 +111,18 @@ class SplatterGenerator(_ReferenceGenerator):
     bcv_df
         Degrees of freedom of the BCV's inverse chi-squared (Splatter's default 60).
     dropout
-        Apply the fitted logistic dropout (Splatter's ``dropout.type = "experiment"``).
+        Apply the fitted logistic dropout (Splatter's ``dropout.type = "experiment"``);
+        off by default, as in Splatter.
 
     Attributes
     ----------
     params_
         The estimated parameters (``mean_shape``, ``mean_rate``, ``out_prob``,
-        ``out_fac_loc``, ``out_fac_scale``, ``lib_loc``, ``lib_scale``, ``bcv_common``,
-        ``bcv_df``, ``dropout_mid``, ``dropout_shape``).
+        ``out_fac_loc``, ``out_fac_scale``, ``lib_loc``, ``lib_scale``, ``dispersion``,
+        ``bcv_common``, ``bcv_df``, ``dropout_mid``, ``dropout_shape``).
     """
 
-    def __init__(self, *, bcv_df: float = 60.0, dropout: bool = True, seed: int = 0):
+    def __init__(self, *, bcv_df: float = 60.0, dropout: bool = False, seed: int = 0):
         super().__init__()
         self.bcv_df = float(bcv_df)
         self.dropout = bool(dropout)
@@ -123,23 +148,19 @@ class SplatterGenerator(_ReferenceGenerator):
         p["out_fac_scale"] = float(fac.std()) if fac.size > 1 else 0.0
         loglib = np.log(lib[lib > 0])
         p["lib_loc"], p["lib_scale"] = float(loglib.mean()), float(loglib.std())
-        # group factors and within-type moments
+        # group factors, and the common dispersion around the type means (BCV)
         self._factors = {}
-        resid_var = np.zeros_like(gene_mean)
-        fitted_mean = np.zeros_like(gene_mean)
+        type_mean = np.empty_like(L)
         for t in np.unique(self._labels):
             rows = self._labels == t
             m_t = L[rows].mean(axis=0)
             n_t = int(rows.sum())
             self._factors[t] = (m_t * n_t + gene_mean) / (n_t + 1) / np.maximum(gene_mean, 1e-12)
-            resid_var += ((L[rows] - m_t) ** 2).sum(axis=0)
-            fitted_mean += m_t * n_t
-        resid_var /= max(1, L.shape[0] - len(self._factors))
-        fitted_mean /= L.shape[0]
-        ok = fitted_mean > np.percentile(fitted_mean, 25)
-        phi = (resid_var[ok] - fitted_mean[ok]) / fitted_mean[ok] ** 2
-        p["bcv_common"] = float(np.sqrt(max(np.median(phi), 1e-4)))
-        drop = _fit_dropout(gene_mean, (L <= 0).mean(axis=0)) if self.dropout else None
+            type_mean[rows] = m_t
+        phi = _common_dispersion(np.rint(L), type_mean)
+        p["dispersion"] = phi
+        p["bcv_common"] = 0.1 + 0.25 * phi  # Splatter's correction of the edgeR estimate
+        drop = _fit_dropout(gene_mean, (L <= 0).mean(axis=0))
         p["dropout_shape"], p["dropout_mid"] = drop if drop else (float("nan"), float("nan"))
         self.params_ = p
         self._base = self._base_means(gene_mean, np.random.default_rng(self.seed))
@@ -172,7 +193,7 @@ class SplatterGenerator(_ReferenceGenerator):
         shape = 1.0 / bcv**2
         true_mean = rng.gamma(shape, means / shape)
         counts = rng.poisson(true_mean).astype(np.float64)
-        if np.isfinite(p["dropout_mid"]):
+        if self.dropout and np.isfinite(p["dropout_mid"]):
             logit = -p["dropout_shape"] * (np.log(np.maximum(true_mean, 1e-12)) - p["dropout_mid"])
             counts[rng.random((n, g)) < 1.0 / (1.0 + np.exp(logit))] = 0.0
         return log_scale(counts)

@@ -53,7 +53,7 @@ def rare_f1(train_X, train_y, test_X, test_y, rare: str, *, seed: int, jobs: int
 
 def run_activa(data: PreparedData, budget: Budget, *, rare: str | None = None, jobs: int = 1,
                log: Callable[[str], None] = print) -> tuple[str, list[dict]]:
-    """The rare-population test; returns the rare type and one row per (fraction, seed, generator)."""
+    """The rare-population test: the rare type, and one row per (fraction, seed, generator)."""
     rare = rare or default_rare_type(data)
     labels = data.train.obs[data.label_key].astype(str).to_numpy()
     X, test_X = dense(data.train.X), dense(data.test.X)
@@ -66,18 +66,20 @@ def run_activa(data: PreparedData, budget: Budget, *, rare: str | None = None, j
             reduced = data.train[keep].copy()
             base = dict(dataset=data.name, rare_type=rare, fraction=frac, seed=seed,
                         n_rare_kept=int((labels[keep] == rare).sum()), n_rare_train=n_rare)
-            f1 = rare_f1(X[keep], labels[keep], test_X, test_y, rare, seed=seed, jobs=jobs)
+            f1 = rare_f1(X[keep], labels[keep], test_X, test_y, rare, seed=seed, jobs=jobs,
+                         n_trees=budget.activa_trees)
             rows.append({**base, "generator": NONE, "f1": f1})
             line = [f"none {f1:.2f}"]
             for name in budget.activa_generators:
-                gen = build(name, budget, seed, steps=budget.activa_steps)
+                gen = build(name, budget, seed, critic_updates=budget.activa_critic_updates)
                 gen.fit(reduced, label_key=data.label_key)
                 if not is_conditional(gen):  # it cannot be asked for the rare type
                     continue
                 fake = dense(draw(gen, budget.activa_n_generated, rare, seed=seed).X)
                 f1 = rare_f1(np.vstack([X[keep], fake]),
                              np.concatenate([labels[keep], np.full(len(fake), rare)]),
-                             test_X, test_y, rare, seed=seed, jobs=jobs)
+                             test_X, test_y, rare, seed=seed, jobs=jobs,
+                             n_trees=budget.activa_trees)
                 rows.append({**base, "generator": name, "f1": f1})
                 line.append(f"{name} {f1:.2f}")
             log(f"  {rare} at {frac:.1%} ({base['n_rare_kept']} cells), seed {seed}: "

@@ -87,7 +87,8 @@ def run_gene_selection(data: PreparedData, sets: dict, budget: Budget, *,
             line = [f"without {base:.2f}"]
             for gen in sets:
                 if seed in sets[gen]:
-                    line.append(f"{gen} {one(method, gen, budget.augment_ratio, seed, 'table'):.2f}")
+                    ari = one(method, gen, budget.augment_ratio, seed, "table")
+                    line.append(f"{gen} {ari:.2f}")
             log(f"  {method} seed {seed}: " + ", ".join(line))
     for gen in budget.sweep_generators:
         if gen not in sets:

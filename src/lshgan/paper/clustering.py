@@ -20,7 +20,8 @@ values of ``d`` and top eigenvectors by randomised SVD, all for speed; no SVM mo
 Examples
 --------
 >>> import numpy as np
->>> X = np.r_[np.zeros((20, 5)), np.ones((20, 5)) * 3] + np.random.default_rng(0).normal(size=(40, 5))
+>>> noise = np.random.default_rng(0).normal(size=(40, 5))
+>>> X = np.r_[np.zeros((20, 5)), np.ones((20, 5)) * 3] + noise
 >>> labels = consensus_clustering(X, k=2, seed=0)
 >>> len(set(labels[:20])), len(set(labels[20:]))
 (1, 1)

@@ -2,8 +2,10 @@
 
 The paper trained for 10000-25000 epochs on a GPU; the full report here must finish on two
 CPU cores in well under an hour, so every budget is scaled down and the tables say so.
-Budgets count **generator updates** (``gan_steps``), the same for every GAN whatever the
-dataset size.  ``--quick`` is a smoke run of the whole pipeline in a few minutes.
+Every GAN gets the same number of **discriminator updates** (``critic_updates``), whatever
+the dataset size; its generator updates are that divided by its critic updates per
+generator update (1 for LSH-GAN's hinge loss, 5 for WGAN-GP's scGAN/cscGAN), which makes
+the budgets roughly equal in compute.  ``--quick`` is a smoke run of the whole pipeline.
 
 The ``PAPER_*`` dictionaries hold the values printed in Lall et al. (Communications Biology
 2022), as quoted in the project's issue 4; they are only ever displayed as "paper", never
@@ -26,10 +28,8 @@ class Budget:
     #: generators of Tables 2-3 and the pictures, in report order
     generators: tuple[str, ...] = ("lshgan", "gan", "lshgan-paper", "gan-paper", "cscgan",
                                    "splatter", "sugar", "scvi", "copy", "gaussian")
-    #: generator updates of the WGAN-GP models (lshgan, gan, scgan, cscgan)
-    gan_steps: int = 150
-    #: generator updates of the paper-style 16-16 BCE models (full batch, cheap)
-    paper_gan_steps: int = 1000
+    #: discriminator updates of every GAN (generator updates = this / n_critic)
+    critic_updates: int = 750
     #: gradient steps of scVI
     scvi_steps: int = 1000
     #: random-forest trees of the real-vs-generated AUC
@@ -53,9 +53,10 @@ class Budget:
     activa_fractions: tuple[float, ...] = (0.10, 0.05, 0.01, 0.005)
     activa_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     activa_generators: tuple[str, ...] = ("lshgan", "cscgan", "splatter", "sugar", "gaussian")
-    activa_steps: int = 80
+    activa_critic_updates: int = 400
     activa_n_generated: int = 1500
     activa_genes: int = 300
+    activa_trees: int = 200
     # pictures
     n_markers: int = 2
     extra: dict = field(default_factory=dict)
@@ -67,11 +68,11 @@ class Budget:
 FULL = Budget()
 
 QUICK = replace(
-    FULL, seeds=(0,), n_genes=200, gan_steps=4, paper_gan_steps=10, scvi_steps=10,
+    FULL, seeds=(0,), n_genes=200, critic_updates=10, scvi_steps=10,
     rf_trees=30, table1_epochs=(10, 20), table1_seeds=(0,), table1_ks=(5, 20),
     table1_features=50, fig2_epochs=(0, 10), n_selected=50,
     sweep_ratios=(0.5, 1.5), max_cluster_cells=100, activa_fractions=(0.10, 0.01),
-    activa_seeds=(0,), activa_steps=4, activa_n_generated=50, activa_genes=100,
+    activa_seeds=(0,), activa_critic_updates=10, activa_n_generated=50, activa_genes=100,
 )
 
 #: Table 1 of the paper: Wasserstein distance, test set vs generated, by epochs.

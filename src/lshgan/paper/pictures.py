@@ -248,7 +248,8 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
     """ARI against the number of generated cells (x p), per dataset and method."""
     import pandas as pd
 
-    df = pd.DataFrame([r for r in rows if r["kind"] == "sweep" or r["generator"] == "without model"])
+    df = pd.DataFrame([r for r in rows
+                       if r["kind"] == "sweep" or r["generator"] == "without model"])
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = figure(1, len(datasets), size=2.8)
     for ax, ds in zip(axes[0], datasets):

@@ -22,22 +22,25 @@ from typing import Callable
 
 import anndata as ad
 
-from ..baselines import is_conditional, make_generator, scvi_available
+from ..baselines import (GENERATORS, GANGenerator, is_conditional, make_generator,
+                         scvi_available)
 from ..io import dataset_hash, write_h5ad
 from ..metrics import dcr, rf_auc, wasserstein
 from .config import Budget
 from .data import PreparedData
 
-#: Which budget field sets the training length of each generator.
-STEPS_FIELD = {"lshgan": "gan_steps", "gan": "gan_steps", "scgan": "gan_steps",
-               "cscgan": "gan_steps", "lshgan-paper": "paper_gan_steps",
-               "gan-paper": "paper_gan_steps", "scvi": "scvi_steps"}
+def build(name: str, budget: Budget, seed: int, *, critic_updates: int | None = None):
+    """An unfitted generator with the budget's training length and ``seed``.
 
-
-def build(name: str, budget: Budget, seed: int, *, steps: int | None = None):
-    """An unfitted generator with the budget's training length and ``seed``."""
-    steps = steps or getattr(budget, STEPS_FIELD.get(name, "gan_steps"))
-    return make_generator(name, steps=steps, seed=seed)
+    GANs get ``critic_updates`` discriminator updates (default ``budget.critic_updates``),
+    i.e. that many divided by their critic updates per generator update; scVI gets
+    ``budget.scvi_steps``; the others have no training length.
+    """
+    updates = critic_updates or budget.critic_updates
+    cls = GENERATORS[name]
+    if issubclass(cls, GANGenerator):
+        return make_generator(name, steps=max(1, updates // cls().n_critic), seed=seed)
+    return make_generator(name, steps=budget.scvi_steps, seed=seed)
 
 
 def draw(generator, n_cells: int, cell_type, seed: int) -> ad.AnnData:
@@ -57,7 +60,7 @@ class GeneratedSets:
 
 def _cache_key(data: PreparedData, name: str, seed: int, budget: Budget) -> str:
     fields = {"data": dataset_hash(data.train), "test": dataset_hash(data.test), "gen": name,
-              "seed": seed, "steps": getattr(budget, STEPS_FIELD.get(name, "gan_steps")),
+              "seed": seed, "updates": budget.critic_updates, "scvi": budget.scvi_steps,
               "ratio": budget.augment_ratio, "sweep": max(budget.sweep_ratios)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -7,6 +7,7 @@ published values (:mod:`lshgan.paper.config`) appear only in columns marked "pap
 from __future__ import annotations
 
 import platform
+import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -217,6 +218,8 @@ def run_report(paths: Sequence[str | Path], out: str | Path, budget: Budget, *,
                                    "rare_train_cells": report.activa[0]["n_rare_train"]}
             report.figures["activa"] = pictures.plot_activa(report.activa, out / "activa.png")
     report.seconds["total"] = round(time.perf_counter() - t_start, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report.seconds["cpu (user + system)"] = round(usage.ru_utime + usage.ru_stime, 1)
     write_json({"budget": budget.to_dict(), "mode": mode, "datasets": report.datasets,
                 "table1": report.table1, "table2": report.table2, "table3": report.table3,
                 "activa": report.activa, "activa_setup": report.activa_setup,
@@ -257,11 +260,12 @@ def render(report: Report, *, mode: str, experiments: Sequence[str]) -> str:
         "A ± is the standard deviation over seeds. What reproduced and what did not, and "
         "why: [docs/paper.md](../../docs/paper.md).",
         "",
-        f"**Budget (scaled down from the paper).** WGAN-GP generators (`lshgan`, `gan`, "
-        f"`cscgan`): {b.gan_steps} generator updates (5 critic updates each); paper-style "
-        f"16-16 models: {b.paper_gan_steps} full-batch updates; scVI: {b.scvi_steps} steps; "
-        f"seeds {list(b.seeds)}; {b.n_genes} highly variable genes. The paper trained "
-        "10000-25000 epochs.",
+        f"**Budget (scaled down from the paper).** Every GAN gets {b.critic_updates} "
+        "discriminator updates: as many generator updates for the models with one critic "
+        f"step per generator step (`lshgan`, `gan`, the paper-style 16-16 models), "
+        f"{b.critic_updates // 5} for the WGAN-GP `cscgan` (5 critic steps each); scVI: "
+        f"{b.scvi_steps} steps; seeds {list(b.seeds)}; {b.n_genes} highly variable genes. "
+        "The paper trained 10000-25000 epochs.",
     ]
     if report.datasets:
         parts += ["", md_table(["dataset", "cells", "genes", "types", "train", "test"],
@@ -310,8 +314,10 @@ def render(report: Report, *, mode: str, experiments: Sequence[str]) -> str:
         parts += ["", "## ACTIVA rare-population test (F1 of the rare type, test split)", "",
                   f"Dataset {s['dataset']} ({s['genes']} genes); rare type **{s['rare_type']}** "
                   f"({s['rare_train_cells']} training cells) cut to the fraction shown; the "
-                  f"conditional generators ({b.activa_steps} updates for the GANs) add "
-                  f"{b.activa_n_generated} cells of it; random forest (200 trees) on genes; "
+                  f"conditional generators ({b.activa_critic_updates} discriminator updates "
+                  f"for the GANs) add "
+                  f"{b.activa_n_generated} cells of it; random forest ({b.activa_trees} trees) "
+                  "on genes; "
                   f"mean ± sd over seeds {list(b.activa_seeds)}.", "",
                   activa_markdown(report.activa), "", "![ACTIVA](activa.png)"]
     pics = [d["name"] for d in report.datasets if d["name"] in report.figures]
@@ -325,5 +331,7 @@ def render(report: Report, *, mode: str, experiments: Sequence[str]) -> str:
             parts += [f"![{kind} {name}]({kind}_{name}.png)"
                       for kind in ("umap", "markers", "dropout", "correlation")]
     parts += ["", "## Run time", "",
+              "Wall-clock seconds per step; the last row is the CPU time this process used. "
+              "On a machine shared with other jobs the wall time exceeds the CPU time.", "",
               md_table(["step", "seconds"], [[k, v] for k, v in report.seconds.items()]), ""]
     return "\n".join(parts)

@@ -41,7 +41,7 @@ def two_class_gaussians(n: int = 100, p: int = 1000, *, rho: float = 0.5,
     Examples
     --------
     >>> X, y = two_class_gaussians(10, 4, seed=0)
-    >>> X.shape, sorted(set(y))
+    >>> X.shape, sorted(set(y.tolist()))
     ((10, 4), [0, 1])
     """
     rng = np.random.default_rng(seed)
