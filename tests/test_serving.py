@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 for _var, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                      "OMP_NUM_THREADS": "1"}.items():
@@ -29,18 +24,10 @@ import pytest  # noqa: E402
 
 pytest.importorskip("mlflow")
 
+from servers import serve  # noqa: E402
 from test_mlops import TYPES, tiny_cells, train_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-STARTUP_TIMEOUT = 240.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _post(url: str, payload) -> tuple[int, dict]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -105,43 +92,10 @@ def test_champion_moves_only_to_a_better_version(registered):
 
 @pytest.fixture(scope="module")
 def server(registered, store):
-    """``mlflow models serve`` of the champion, in its own session; killed by process group."""
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "LSHGAN_MAX_CELLS": "300"}
-    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-    log = open(store / "server.log", "w")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [mlflow_cli, "models", "serve", "-m", "models:/lshgan-tiny@champion", "--env-manager",
-         "local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
-        env=env, cwd=store, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited ({proc.returncode}):\n{(store / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - started > STARTUP_TIMEOUT:
-                pytest.fail(f"server not ready after {STARTUP_TIMEOUT} s:\n"
-                            f"{(store / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        print(f"\nserver ready in {time.perf_counter() - started:.1f} s")
+    """``mlflow models serve`` of the champion, in its own session; killed by process group
+    (:func:`servers.serve`)."""
+    with serve("models:/lshgan-tiny@champion", cwd=store, env={"LSHGAN_MAX_CELLS": "300"}) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
 
 
 def test_valid_request_returns_named_genes(server, registered):
