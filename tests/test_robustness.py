@@ -429,6 +429,55 @@ def test_split_that_cannot_stratify_is_a_user_error(tmp_path, cli):
     _count("bad input x CLI")
 
 
+def _corrupt_weights(m: Path) -> None:
+    (m / "generator.pt").write_bytes(b"not a torch file")
+
+
+def _truncate_weights(m: Path) -> None:
+    data = (m / "generator.pt").read_bytes()
+    (m / "generator.pt").write_bytes(data[: len(data) // 2])
+
+
+def _edit_config(change):
+    def edit(m: Path) -> None:
+        cfg = json.loads((m / "config.json").read_text())
+        change(cfg)
+        (m / "config.json").write_text(json.dumps(cfg))
+    return edit
+
+
+@pytest.mark.parametrize("damage, words", [
+    (_corrupt_weights, ["corrupt"]),
+    (_truncate_weights, ["corrupt"]),
+    (lambda m: (m / "config.json").write_text("{not json"), ["corrupt"]),
+    (lambda m: (m / "var_names.json").unlink(), ["var_names.json missing"]),
+    (_edit_config(lambda c: c["model"].update(option_from_the_future=1)), ["another lshgan version"]),
+    (_edit_config(lambda c: c.pop("model")), ["another lshgan version"]),
+], ids=["weights garbage", "weights truncated", "config not JSON", "genes file missing",
+        "config from a newer version", "config without model section"])
+def test_damaged_model_folders(tmp_path, cli, capsys, model_dir, damage, words):
+    import shutil
+
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    damage(m)
+    before = {p.name for p in tmp_path.iterdir()}
+    code, _, err = cli("generate", m, "-n", "3", "-o", tmp_path / "g.h5ad")
+    assert_one_error_line(code, err, m, *words)
+    code, _, err = cli("augment", "--model", m, "--input", _h5ad(base_cells(), tmp_path / "c.h5ad"),
+                       "-o", tmp_path / "a.h5ad")
+    assert_one_error_line(code, err, m, *words)
+    (tmp_path / "c.h5ad").unlink()
+    test = _h5ad(base_cells(), tmp_path / "test.h5ad")
+    code, err = run_stage("generate", m, test, tmp_path / "gen.h5ad", "--params", REPO / "params.yaml",
+                          capsys=capsys)
+    assert_one_error_line(code, err, m, *words)
+    test.unlink()
+    assert_nothing_written(tmp_path, before)
+    for kind in ("CLI", "CLI", "DVC stage"):
+        _count(f"bad input x {kind}")
+
+
 # ---------------------------------------------------------------------------- gene mismatch
 def test_gene_mismatch_at_augment_evaluate_and_generate_stage(tmp_path, cli, capsys, model_dir):
     from lshgan import LSHGAN

@@ -132,6 +132,26 @@ def _read(path, label_key=None):
     return read_dataset(path, label_key=label_key)
 
 
+def load_model(path, adata=None):
+    """:meth:`LSHGAN.load`, with any unreadable model file as :class:`CheckpointError`.
+
+    ``LSHGAN.load`` reports missing files and bad JSON itself; a weights file that is not a
+    weights file (``UnpicklingError``) or a ``config.json`` from another version
+    (``KeyError``/``TypeError``) would otherwise end in a traceback.
+    """
+    import pickle
+
+    from .model import LSHGAN
+
+    try:
+        return LSHGAN.load(path, adata=adata)
+    except LSHGANError:
+        raise
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{path}: model files are corrupt or from another lshgan version "
+                              f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})") from None
+
+
 def split_cells(adata, *, name: str, test_size: float, label_key, seed: int):
     """:func:`lshgan.stratified_split`, with scikit-learn's refusals as :class:`ParameterError`."""
     from .preprocess import stratified_split
@@ -277,11 +297,10 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from .io import check_writable, output_lock, write_h5ad
-    from .model import LSHGAN
 
     check_writable(args.output, force=args.force)
     with output_lock(args.output):
-        model = LSHGAN.load(args.model)
+        model = load_model(args.model)
         cells = model.generate(args.n_cells, cell_type=args.cell_type, seed=args.seed)
         if args.scale == "normalized":
             import numpy as np

@@ -269,12 +269,13 @@ def generate_cells(model, test, *, label_key: str | None, params: dict[str, Any]
 def generate(model_dir: str | os.PathLike, test_path: str | os.PathLike, output: str | os.PathLike, *,
              label_key: str | None, params: dict[str, Any]) -> Path:
     """Generate cells from a saved model (``generate`` section) into ``output``."""
+    from ..cli import load_model
     from ..errors import GeneMismatchError
     from ..io import output_lock, read_dataset, write_h5ad
-    from ..model import LSHGAN, check_genes
+    from ..model import check_genes
 
     with output_lock(output):
-        model = LSHGAN.load(model_dir)
+        model = load_model(model_dir)
         test = read_dataset(test_path, label_key=label_key)
         try:
             check_genes(test, model.var_names, what=f"model {model_dir}")
@@ -356,11 +357,11 @@ def register(model_dir: str | os.PathLike, evaluation_path: str | os.PathLike, *
     becomes a version of ``lshgan-<dataset>`` and the ``champion`` if its objective beats
     the current champion's.  ``output`` receives the registration as JSON.
     """
+    from ..cli import load_model
     from ..io import dataset_hash, read_dataset, write_json
-    from ..model import LSHGAN
     from . import tracking
 
-    model = LSHGAN.load(model_dir)
+    model = load_model(model_dir)
     result = json.loads(Path(evaluation_path).read_text())
     train_cells = read_dataset(train_path) if train_path else None
     data_hash = dataset_hash(train_cells) if train_cells is not None else None
