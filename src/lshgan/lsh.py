@@ -1,20 +1,28 @@
 """Locality-sensitive hashing: approximate k nearest neighbours and the LSH subsample.
 
 The authors' code used scikit-learn's ``LSHForest`` (Bawa et al. 2005), removed in
-scikit-learn 0.21.  :class:`LSHForest` re-implements that index with NumPy, vectorised
-over cells:
+scikit-learn 0.21.  :class:`LSHForest` re-implements that index, vectorised over cells:
 
-* each of ``n_trees`` trees draws ``n_bits`` random hyperplanes through the data mean
-  (sign random projections, the angular LSH family of Charikar 2002) and gives every cell
-  an ``n_bits``-bit hash;
+* the cells are centred and projected on their top ``hash_dims`` principal axes
+  (randomised range finder, one power iteration); hashing this projection instead of
+  the raw genes costs ``d / hash_dims`` times less and drops gene-level noise;
+* each of ``n_trees`` trees draws ``n_bits`` random hyperplanes through the mean (sign
+  random projections, the angular LSH family of Charikar 2002) and gives every cell an
+  ``n_bits``-bit hash;
 * the cells are sorted by hash, so cells whose hashes share the longest prefixes sit
-  next to each other; a cell's candidates in one tree are the ``window`` cells on each
-  side of it in that order (LSHForest's synchronous descent, with a fixed candidate
-  budget instead of a prefix-length loop);
-* candidates of all trees are pooled and re-ranked by exact Euclidean distance.
+  next to each other (LSHForest's synchronous descent with a fixed candidate budget);
+* a cell's candidates in one tree are the cells around it in that order.  They are
+  scored in *blocks*: the ``block`` consecutive cells of a block are compared with the
+  ``block + 2 * window`` cells around the block by one dense matrix product, so every
+  cell sees at least ``window`` cells on each side of it.  A block product is
+  compute-bound BLAS work on rows gathered once per block, where per-cell candidate
+  lists would be a memory-bound gather of ``n_trees * 2 * window`` rows per cell;
+* distances are exact Euclidean distances in the full space (float32); the ``k`` best of
+  each tree are merged over the trees (duplicates removed).
 
-No dense n x n matrix is ever built: time is O(n log n) for the sort plus
-O(n * n_trees * window * d) for the re-ranking, memory O(n * n_trees * window).
+No n x n matrix is ever built: time is O(n log n) for the sorts plus
+O(n * n_trees * (block + 2 * window) * d) of matrix products, memory O(n * k) beyond the
+data.  The work runs on torch tensors, so ``device="cuda"`` moves it to a GPU.
 
 :func:`lsh_subsample` is the paper's greedy pass on top of the index: visit the cells
 in order; an unvisited cell is kept and its k neighbours are marked visited; the pass
@@ -24,10 +32,19 @@ is repeated ``t`` times on the kept set.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .errors import ParameterError, check_positive_int
 
 _MAX_BITS = 62
+#: default half-width of the candidate window (per tree, per side), at least k
+DEFAULT_WINDOW = 8
+#: bytes of rows gathered per chunk of blocks in :meth:`LSHForest.kneighbors`
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _default_window(k: int) -> int:
+    return max(DEFAULT_WINDOW, k)
 
 
 class LSHForest:
@@ -40,10 +57,20 @@ class LSHForest:
     n_bits
         Bits per hash (at most 62).
     window
-        Candidates taken on each side of a cell in each tree's sorted order; ``None``
-        chooses ``max(2 * k, 8)`` at query time.
+        Cells compared on each side of a cell in each tree's hash order; ``None``
+        chooses ``max(8, k)`` at query time.
     seed
-        Seed of the random hyperplanes: the same seed gives the same neighbours.
+        Seed of the projection and the hyperplanes: the same seed gives the same
+        neighbours.
+    block
+        Cells scored together by one matrix product (default ``8 * window``); larger
+        blocks see more candidates per cell for the same gathers, at more arithmetic.
+    hash_dims
+        ``None`` (default): the hyperplanes live in the full feature space.  An integer
+        ``p``: they live in the span of the top ``p`` principal axes (data with fewer
+        than ``2 p`` features or cells are hashed as they are).
+    device
+        Torch device of the computation (``"cpu"`` or ``"cuda"``).
 
     Examples
     --------
@@ -54,53 +81,51 @@ class LSHForest:
     (500, 5)
     """
 
-    def __init__(self, n_trees: int = 32, n_bits: int = 32, window: int | None = None,
-                 seed: int = 0):
+    def __init__(self, n_trees: int = 16, n_bits: int = 32, window: int | None = None,
+                 seed: int = 0, *, block: int | None = None, hash_dims: int | None = None,
+                 device: str | torch.device = "cpu"):
         self.n_trees = check_positive_int("n_trees", n_trees)
         self.n_bits = check_positive_int("n_bits", n_bits)
         if self.n_bits > _MAX_BITS:
             raise ParameterError(f"n_bits must be <= {_MAX_BITS}, got {n_bits}")
         self.window = None if window is None else check_positive_int("window", window)
+        self.block = None if block is None else check_positive_int("block", block)
+        self.hash_dims = None if hash_dims is None else check_positive_int("hash_dims", hash_dims)
         self.seed = int(seed)
+        self.device = torch.device(device)
 
     def fit(self, X: np.ndarray) -> "LSHForest":
         """Hash every row of ``X`` (cells x features) into each tree."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] < 2:
             raise ParameterError(f"LSHForest needs a 2-d matrix with >= 2 rows, got {X.shape}")
-        n, d = X.shape
+        # float32 C-contiguous input is shared with torch, not copied
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(self.device)
+        n, d = Xt.shape
         rng = np.random.default_rng(self.seed)
-        planes = rng.standard_normal((d, self.n_trees * self.n_bits)).astype(np.float32)
-        centred = X - X.mean(axis=0, keepdims=True)
-        bits = (centred @ planes) > 0  # n x (trees * bits)
-        bits = bits.reshape(n, self.n_trees, self.n_bits)
-        weights = (1 << np.arange(self.n_bits - 1, -1, -1, dtype=np.int64))
-        hashes = (bits.astype(np.int64) * weights).sum(axis=2)  # n x trees, MSB = first plane
-        self.order_ = np.argsort(hashes, axis=0, kind="stable").T  # trees x n
-        self.rank_ = np.empty_like(self.order_)
-        rows = np.arange(self.n_trees)[:, None]
-        self.rank_[rows, self.order_] = np.arange(n)[None, :]
-        self.X_ = X
-        self.sqnorm_ = np.einsum("ij,ij->i", X, X)
+        mu = Xt.mean(dim=0)  # float32: a float64 mean would copy X in float64
+        V = None
+        if self.hash_dims is not None and min(n, d) > 2 * self.hash_dims:
+            V = _principal_axes(Xt, mu, self.hash_dims, rng)
+        dim = d if V is None else V.shape[1]
+        planes = torch.from_numpy(
+            rng.standard_normal((dim, self.n_trees * self.n_bits), dtype=np.float32)
+        ).to(self.device)
+        if V is not None:
+            planes = V @ planes  # hyperplanes of the principal subspace, in gene space
+        offset = mu @ planes  # hyperplanes through the mean: sign((x - mu) . w)
+        hashes = np.empty((n, self.n_trees), dtype=np.uint64)
+        rows = max(1, _CHUNK_BYTES // (4 * planes.shape[1]))
+        for s in range(0, n, rows):
+            bits = torch.addmm(offset[None, :], Xt[s:s + rows], planes, alpha=1.0, beta=-1.0) > 0
+            hashes[s:s + rows] = _pack(bits.view(-1, self.n_trees, self.n_bits).cpu().numpy())
+        # cells in hash order, per tree (trees x n); stable: ties keep index order
+        self.order_ = np.ascontiguousarray(np.argsort(hashes, axis=0, kind="stable").T)
+        self.X_ = Xt
+        self.sqnorm_ = torch.einsum("ij,ij->i", Xt, Xt)
         return self
 
-    def candidates(self, window: int) -> np.ndarray:
-        """Candidate neighbours of every indexed cell: n x (n_trees * (2 * window + 1)).
-
-        In each tree, a cell's candidates are the ``2 * window + 1`` cells around it in
-        hash order (shifted inwards at the ends); the cell itself is among them and is
-        dropped at re-ranking.
-        """
-        n = self.X_.shape[0]
-        width = min(2 * window + 1, n)
-        offsets = np.arange(width)
-        out = np.empty((n, self.n_trees, width), dtype=np.int64)
-        for t in range(self.n_trees):
-            start = np.clip(self.rank_[t] - window, 0, n - width)
-            out[:, t, :] = self.order_[t][start[:, None] + offsets[None, :]]
-        return out.reshape(n, -1)
-
-    def kneighbors(self, k: int, *, max_bytes: int = 256 * 2**20) -> tuple[np.ndarray, np.ndarray]:
+    def kneighbors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate ``k`` nearest neighbours of every indexed cell (itself excluded).
 
         Returns ``(indices, distances)``, each n x k, sorted by increasing distance.
@@ -109,37 +134,193 @@ class LSHForest:
         n = self.X_.shape[0]
         if k >= n:
             raise ParameterError(f"k={k} needs more than k cells to search, got {n}")
-        window = self.window or max(4 * k, 16)
-        cand = self.candidates(window)
-        # rows per chunk so that the gathered candidate vectors stay under max_bytes
-        chunk = max(1, int(max_bytes // (cand.shape[1] * self.X_.shape[1] * 4)))
-        idx_out = np.empty((n, k), dtype=np.int64)
-        dist_out = np.empty((n, k), dtype=np.float32)
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            c = np.sort(cand[start:stop], axis=1)
-            # drop duplicates and self, keeping a rectangular array (masked with +inf)
-            dup = np.zeros_like(c, dtype=bool)
-            dup[:, 1:] = c[:, 1:] == c[:, :-1]
-            dup |= c == np.arange(start, stop)[:, None]
-            Xq = self.X_[start:stop]
-            dots = np.einsum("id,icd->ic", Xq, self.X_[c], optimize=True)
-            d2 = self.sqnorm_[start:stop, None] + self.sqnorm_[c] - 2.0 * dots
-            d2 = np.where(dup, np.inf, np.maximum(d2, 0.0))
-            kk = min(k, c.shape[1])
-            part = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
-            pd2 = np.take_along_axis(d2, part, axis=1)
-            o = np.argsort(pd2, axis=1, kind="stable")
-            idx_out[start:stop] = np.take_along_axis(np.take_along_axis(c, part, 1), o, 1)
-            dist_out[start:stop] = np.sqrt(np.take_along_axis(pd2, o, 1))
-        if not np.isfinite(dist_out).all():
-            raise ParameterError(
-                f"too few LSH candidates for k={k}; raise n_trees or window"
-            )
-        return idx_out, dist_out
+        window, block = self._geometry(k)
+        if self._exhaustive(k):
+            best_d, best_i = self._brute(k)
+            return best_i.cpu().numpy(), best_d.clamp_min(0).sqrt().cpu().numpy()
+        lay = _Layout(self.order_, block, window, self.sqnorm_)
+        rows = max(block, _CHUNK_BYTES // (4 * self.X_.shape[1]) // block * block)
+        res_d = torch.empty((lay.n_blocks * block, k), device=self.device)
+        res_i = torch.empty((lay.n_blocks * block, k), dtype=torch.long, device=self.device)
+        bufs = None
+        for q0 in range(0, lay.n_blocks * block, rows):
+            q1 = min(q0 + rows, lay.n_blocks * block)
+            bufs = self._score_blocks(lay, q0 // block, q1 // block, k, res_d[q0:q1], res_i[q0:q1], bufs)
+        # results of tree t for rank r sit at t * seg + r: regroup per cell, merge trees
+        per_tree = (self.n_trees, lay.seg, k)
+        cand_d = torch.empty((n, self.n_trees, k), device=self.device)
+        cand_i = torch.empty((n, self.n_trees, k), dtype=torch.long, device=self.device)
+        trees = torch.arange(self.n_trees, device=self.device)[:, None]
+        cand_d[lay.order, trees] = res_d.view(per_tree)[:, :n]
+        cand_i[lay.order, trees] = res_i.view(per_tree)[:, :n]
+        best_d, best_i = _k_smallest_unique(cand_d.view(n, -1), cand_i.view(n, -1), k)
+        if not torch.isfinite(best_d).all():
+            raise ParameterError(f"too few LSH candidates for k={k}; raise n_trees or window")
+        return best_i.cpu().numpy(), best_d.clamp_min(0).sqrt().cpu().numpy()
+
+    def _geometry(self, k: int) -> tuple[int, int]:
+        """``(window, block)`` used for ``k`` neighbours."""
+        n = self.X_.shape[0]
+        window = min(self.window or _default_window(k), n)
+        return window, min(max(self.block or 8 * window, k + 1), n)
+
+    def _exhaustive(self, k: int) -> bool:
+        """Whether brute force costs less than hashing and scoring the trees' candidates.
+
+        Hashing costs ``n_trees * n_bits`` and scoring about ``2 * n_trees * span`` dot
+        products per cell, against ``n`` for brute force; when brute force is cheaper,
+        :meth:`kneighbors` returns the exact neighbours.
+        """
+        window, block = self._geometry(k)
+        return self.X_.shape[0] <= self.n_trees * (self.n_bits + 2 * (block + 2 * window))
+
+    def _brute(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact k nearest neighbours by blocks of queries against all cells (small n)."""
+        X, sq = self.X_, self.sqnorm_
+        n = X.shape[0]
+        rows = max(1, _CHUNK_BYTES // (4 * n))
+        best_d = torch.empty((n, k), device=self.device)
+        best_i = torch.empty((n, k), dtype=torch.long, device=self.device)
+        for s in range(0, n, rows):
+            e = min(s + rows, n)
+            d2 = torch.addmm(sq[None, :], X[s:e], X.T, beta=1.0, alpha=-2.0)
+            d2[torch.arange(e - s), torch.arange(s, e)] = float("inf")  # not itself
+            vals, at = _smallest(d2, k)
+            vals += sq[s:e, None]
+            order = torch.argsort(vals, dim=1, stable=True)
+            best_d[s:e] = torch.gather(vals, 1, order)
+            best_i[s:e] = torch.gather(at, 1, order)
+        return best_d, best_i
+
+    def _score_blocks(self, lay: "_Layout", j0: int, j1: int, k: int, out_d, out_i, bufs):
+        """Exact k best (squared distances, ids) of the query rows of blocks ``j0..j1-1``.
+
+        Block ``j`` queries the ``block`` rows at ``window + j * block`` of the layout and
+        compares them with the ``block + 2 * window`` rows from ``j * block``: one
+        batched product over rows gathered once (the spans overlap, as strided views).
+        """
+        block, window = lay.block, lay.window
+        nb, span = j1 - j0, block + 2 * window
+        ids = lay.ids[j0 * block:j1 * block + 2 * window]
+        sq = lay.sq[j0 * block:j1 * block + 2 * window]
+        if bufs is None or bufs[1].shape[0] < nb:  # reused: fresh big allocations page-fault
+            bufs = (torch.empty((ids.shape[0], self.X_.shape[1]), device=self.device),
+                    torch.empty((nb, block, span), device=self.device))
+        R = torch.index_select(self.X_, 0, ids, out=bufs[0][:ids.shape[0]])
+        d = R.shape[1]
+        Q = R[window:window + nb * block].view(nb, block, d)
+        spans = R.as_strided((nb, span, d), (block * d, d, 1))
+        # |q - c|^2 = |q|^2 + (|c|^2 - 2 q.c): the bracket in one fused batched product,
+        # padding made +inf through |c|^2; |q|^2 is added back to the k kept
+        d2 = torch.baddbmm(sq.as_strided((nb, block, span), (block, 0, 1)), Q,
+                           spans.transpose(1, 2), beta=1.0, alpha=-2.0, out=bufs[1][:nb])
+        sq_q = sq[window:window + nb * block].view(nb, block, 1)
+        if d2.device.type == "cpu":
+            _select_numpy(d2.numpy(), ids.numpy(), sq_q.numpy(), window, k,
+                          out_d.numpy().reshape(nb, block, k), out_i.numpy().reshape(nb, block, k))
+        else:
+            d2.diagonal(offset=window, dim1=1, dim2=2).fill_(float("inf"))  # not itself
+            vals, at = torch.topk(d2, k, dim=2, largest=False, sorted=False)
+            torch.gather(ids.as_strided((nb, block, span), (block, 0, 1)), 2, at,
+                         out=out_i.view(nb, block, k))
+            torch.add(vals, sq_q, out=out_d.view(nb, block, k))
+        return bufs
 
 
-def approximate_knn(X: np.ndarray, k: int, *, n_trees: int = 32, n_bits: int = 32,
+def _select_numpy(d2, ids, sq_q, window, k, out_d, out_i) -> None:
+    """CPU selection of :meth:`LSHForest._score_blocks`, in NumPy.
+
+    Single-threaded introselect is ~1.5x faster than ``torch.topk`` here, and NumPy's
+    small steps do not wait on a thread barrier as OpenMP regions do on a busy machine.
+    """
+    nb, block, span = d2.shape
+    # query i of a block is candidate window + i of its span: not itself
+    d2.reshape(nb, -1)[:, window:window + block * (span + 1):span + 1] = np.inf
+    at = np.argpartition(d2, k - 1, axis=2)[:, :, :k]
+    np.add(np.take_along_axis(d2, at, axis=2), sq_q, out=out_d)
+    out_i[...] = ids[(np.arange(nb) * block)[:, None, None] + at]
+
+
+def _smallest(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest values along the last axis and their positions, unsorted."""
+    if d.device.type != "cpu":
+        return torch.topk(d, k, dim=-1, largest=False, sorted=False)
+    # NumPy's introselect is single-threaded and ~1.5x faster than torch.topk on CPU
+    at = np.argpartition(d.numpy(), k - 1, axis=-1)[..., :k]
+    at = torch.from_numpy(np.ascontiguousarray(at))
+    return torch.gather(d, -1, at), at
+
+
+def _principal_axes(X: torch.Tensor, mu: torch.Tensor, p: int,
+                    rng: np.random.Generator) -> torch.Tensor:
+    """Top ``p`` principal axes (d x p) of the rows of ``X`` centred on ``mu``.
+
+    Randomised subspace iteration (Halko et al. 2011) on ``X - 1 mu^T``, never formed,
+    then Rayleigh-Ritz.  The small factorisations are l x l eigendecompositions: a tall
+    QR runs threaded LAPACK, which stalls on a busy machine.
+    """
+    d = X.shape[1]
+    omega = torch.from_numpy(rng.standard_normal((d, p + 8), dtype=np.float32)).to(X.device)
+    Y = X @ omega - mu @ omega
+    W = _orthonormal(X.T @ Y - torch.outer(mu, Y.sum(dim=0)))  # d x (p + 8)
+    T = X @ W - mu @ W
+    evecs = torch.linalg.eigh(T.T.double() @ T.double()).eigenvectors
+    return W @ evecs[:, -p:].flip(1).float()
+
+
+def _orthonormal(Z: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis of the columns of ``Z`` (tall, full rank) via its Gram matrix."""
+    evals, evecs = torch.linalg.eigh(Z.T.double() @ Z.double())
+    return Z @ (evecs * evals.clamp_min(1e-12 * float(evals.max())).rsqrt()).float()
+
+
+class _Layout:
+    """All trees' hash orders laid end to end, padded so that blocks never straddle two.
+
+    Tree ``t`` occupies ``seg`` slots from ``t * seg``: ``window`` padding slots (id
+    ``-1``), its cells in hash order, padding up to ``seg`` (a multiple of ``block``).
+    The query rows of block ``j`` are slots ``window + j * block ...``; its span is slots
+    ``j * block ... j * block + block + 2 * window``, inside its own tree's segment
+    whenever the block holds a real cell.
+    """
+
+    def __init__(self, order: np.ndarray, block: int, window: int, sqnorm: torch.Tensor):
+        n_trees, n = order.shape
+        self.block, self.window = block, window
+        self.seg = -(-(-(-n // block) * block + 2 * window) // block) * block
+        self.n_blocks = n_trees * self.seg // block
+        ids = np.full((n_trees, self.seg), -1, dtype=np.int64)
+        ids[:, window:window + n] = order
+        # trailing padding so that the last block's span exists
+        ids = torch.from_numpy(np.concatenate([ids.ravel(), np.full(2 * window, -1)]))
+        ids = ids.to(sqnorm.device)
+        pad = ids < 0
+        self.ids = ids.clamp_min(0)  # padding gathers cell 0 ...
+        self.sq = sqnorm[self.ids].masked_fill_(pad, float("inf"))  # ... at infinite distance
+        self.order = torch.from_numpy(order).to(sqnorm.device)
+
+
+def _k_smallest_unique(d: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the k smallest distances and their ids, each id once, sorted."""
+    i_sorted, perm = torch.sort(i, dim=1, stable=True)
+    d_sorted = torch.gather(d, 1, perm)
+    dup = torch.zeros_like(i_sorted, dtype=torch.bool)
+    dup[:, 1:] = i_sorted[:, 1:] == i_sorted[:, :-1]
+    d_sorted.masked_fill_(dup, float("inf"))
+    vals, pos = torch.topk(d_sorted, k, dim=1, largest=False, sorted=True)
+    return vals, torch.gather(i_sorted, 1, pos)
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """n x trees x n_bits booleans -> n x trees uint64 hashes (first plane = MSB)."""
+    n, n_trees, _ = bits.shape
+    packed = np.packbits(bits, axis=2, bitorder="big")  # n x trees x ceil(bits / 8)
+    padded = np.zeros((n, n_trees, 8), dtype=np.uint8)
+    padded[:, :, : packed.shape[2]] = packed
+    return padded.view(">u8")[:, :, 0].astype(np.uint64)
+
+
+def approximate_knn(X: np.ndarray, k: int, *, n_trees: int = 16, n_bits: int = 32,
                     window: int | None = None, seed: int = 0) -> np.ndarray:
     """Indices (n x k) of the approximate k nearest neighbours of each row of ``X``."""
     return LSHForest(n_trees=n_trees, n_bits=n_bits, window=window, seed=seed).fit(X).kneighbors(k)[0]
@@ -151,18 +332,17 @@ def exact_knn(X: np.ndarray, k: int) -> np.ndarray:
 
     nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(X)
     idx = nn.kneighbors(X, return_distance=False)
-    # drop self (the first column unless an exact duplicate took its place)
-    out = np.empty((X.shape[0], k), dtype=np.int64)
-    for i, row in enumerate(idx):
-        row = row[row != i]
-        out[i] = row[:k]
-    return out
+    # drop self; where an exact duplicate took its place, self is absent: drop the last
+    is_self = idx == np.arange(X.shape[0])[:, None]
+    keep = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, keep, axis=1)
 
 
 def knn_recall(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean fraction of the exact neighbours found by ``approx`` (recall@k)."""
-    hits = [len(np.intersect1d(a, e, assume_unique=False)) for a, e in zip(approx, exact)]
-    return float(np.sum(hits) / exact.size)
+    approx, exact = np.asarray(approx), np.asarray(exact)
+    found = (exact[:, :, None] == approx[:, None, :]).any(axis=2)
+    return float(found.sum() / exact.size)
 
 
 def greedy_pass(neighbors: np.ndarray) -> np.ndarray:
@@ -184,7 +364,7 @@ def greedy_pass(neighbors: np.ndarray) -> np.ndarray:
     return np.asarray(kept, dtype=np.int64)
 
 
-def lsh_subsample(X: np.ndarray, *, k: int = 5, t: int = 1, n_trees: int = 32,
+def lsh_subsample(X: np.ndarray, *, k: int = 5, t: int = 1, n_trees: int = 16,
                   n_bits: int = 32, window: int | None = None, seed: int = 0) -> np.ndarray:
     """Indices of the LSH subsample of the rows of ``X`` (the paper's k and t).
 
