@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 
 for _var, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                      "OMP_NUM_THREADS": "1"}.items():
@@ -24,20 +22,10 @@ import pytest  # noqa: E402
 
 pytest.importorskip("mlflow")
 
-from servers import serve  # noqa: E402
+from servers import post, serve  # noqa: E402
 from test_mlops import TYPES, tiny_cells, train_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-def _post(url: str, payload) -> tuple[int, dict]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
 
 
 def _request(rows, columns=("n_cells", "cell_type", "seed")) -> dict:
@@ -102,7 +90,7 @@ def test_valid_request_returns_named_genes(server, registered):
     model_dir, _, _ = registered
     genes = json.loads((model_dir / "var_names.json").read_text())
     t0 = time.perf_counter()
-    status, body = _post(server + "/invocations", _request([[50, "beta", 0], [20, None, 1]]))
+    status, body = post(server + "/invocations", _request([[50, "beta", 0], [20, None, 1]]))
     print(f"70 cells in {time.perf_counter() - t0:.3f} s")
     assert status == 200, body
     rows = body["predictions"]
@@ -111,11 +99,11 @@ def test_valid_request_returns_named_genes(server, registered):
     assert {r["cell_type"] for r in rows[:50]} == {"beta"}
     assert {r["cell_type"] for r in rows[50:]} <= set(TYPES)
     # same request, same cells
-    assert _post(server + "/invocations", _request([[50, "beta", 0], [20, None, 1]]))[1] == body
+    assert post(server + "/invocations", _request([[50, "beta", 0], [20, None, 1]]))[1] == body
 
 
 def test_only_n_cells_is_required(server):
-    status, body = _post(server + "/invocations", _request([[3]], columns=["n_cells"]))
+    status, body = post(server + "/invocations", _request([[3]], columns=["n_cells"]))
     assert status == 200 and len(body["predictions"]) == 3
 
 
@@ -131,7 +119,7 @@ def test_only_n_cells_is_required(server):
     (b"{not json", []),
 ])
 def test_bad_requests_get_4xx_and_a_message(server, payload, words):
-    status, body = _post(server + "/invocations", payload)
+    status, body = post(server + "/invocations", payload)
     assert 400 <= status < 500, (status, body)
     assert body.get("message")
     assert "Traceback" not in json.dumps(body) and "stack_trace" not in body
