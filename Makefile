@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
+# tools the tests start (dvc stages call `python`, mlflow, lshgan) come from the venv
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup run test test-slow test-all lint clean
 
