@@ -89,13 +89,17 @@ def main(argv: list[str]) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-output-gb", type=float, default=2.0,
                    help="skip sizes whose float32 output alone is larger (100k x 20k is 8 GB)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="threads of torch and of every BLAS/OpenMP pool (default: all cores)")
     p.add_argument("--name", default="generation")
     a = p.parse_args(argv)
     import torch
 
-    if a.threads:
+    if a.threads:  # torch's pool and every BLAS/OpenMP pool of NumPy, SciPy, scikit-learn
+        import torch
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(a.threads)
+        threadpool_limits(a.threads)
     sizes = [1000, 10000] if a.quick else [int(s) for s in a.sizes.split(",")]
     info = C.machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "

@@ -72,6 +72,8 @@ def marker_genes(train: ad.AnnData, label_key: str, per_type: int = 2) -> dict[s
 
 
 def _embed(real: ad.AnnData, generated: ad.AnnData, seed: int) -> np.ndarray:
+    import warnings
+
     import umap
 
     a, b = pooled_pca(real.X, generated.X, n_pcs=30, seed=seed)
@@ -79,7 +81,9 @@ def _embed(real: ad.AnnData, generated: ad.AnnData, seed: int) -> np.ndarray:
     reducer = umap.UMAP(n_neighbors=max(2, min(15, len(pcs) - 1)), min_dist=0.3,
                         random_state=seed, n_epochs=200,
                         init="spectral" if len(pcs) > 10 else "random")
-    return reducer.fit_transform(pcs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": intended
+        return reducer.fit_transform(pcs)
 
 
 def embeddings(real: ad.AnnData, sets: dict[str, ad.AnnData], seed: int = 0) -> dict:
