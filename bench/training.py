@@ -120,10 +120,12 @@ def part_epochs(a, info) -> dict:
     from lshgan import stratified_split
 
     out = {"datasets": {}, "torch_threads": __import__("torch").get_num_threads()}
-    if a.device == "cpu":
+    if a.device == "cpu" and not a.no_threads_part:
         print("threads (Pollen, 4 epochs):")
         out["threads"] = part_threads(a)
     for name, epochs in (("pollen", a.epochs_pollen), ("pbmc", a.epochs_pbmc)):
+        if name not in a.datasets:
+            continue
         pp = C.read_source(name)
         train, test = stratified_split(pp, label_key="cell_type", seed=0)
         print(f"{name}: {train.n_obs} train + {test.n_obs} test cells x {pp.n_vars} genes, "
@@ -338,6 +340,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--part", choices=["all", "epochs", "sparse"], default="all")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--datasets", default="pollen,pbmc")
+    p.add_argument("--no-threads-part", action="store_true", help="skip the 1-vs-all-threads timing")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs-pollen", type=int, default=100)
     p.add_argument("--epochs-pbmc", type=int, default=20)
@@ -356,6 +360,7 @@ def main(argv: list[str]) -> None:
         a.seeds, a.epochs_pollen, a.epochs_pbmc, a.max_steps = "0", 20, 4, 50
         a.eval_every = 4
     a.seeds = [int(s) for s in a.seeds.split(",")]
+    a.datasets = a.datasets.split(",")
     if a.threads:  # torch's pool and every BLAS/OpenMP pool of NumPy, SciPy, scikit-learn
         import torch
         from threadpoolctl import threadpool_limits
