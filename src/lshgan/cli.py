@@ -70,6 +70,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-mode", choices=["lsh", "plain", "paper"], default=m.input_mode,
                    help="generator input: LSH-subsample anchors + noise (lsh), pure noise (plain), "
                         "the paper's gene-dimensional mixture (paper)")
+    g.add_argument("--space", choices=["genes", "latent"], default=m.space,
+                   help=f"where the GAN works: every gene, or a whitened PCA cell state decoded to "
+                        f"genes by a fitted hurdle model (default {m.space})")
+    g.add_argument("--n-latent", type=int, default=None,
+                   help="latent dimension with --space latent (default: training cells / 10, 8 to 50)")
     g.add_argument("--paper", action="store_true",
                    help="the paper-faithful configuration (16-16 MLPs, BCE loss, mixture input)")
     g.add_argument("--g-hidden", type=_widths, default=m.g_hidden, help="generator widths, e.g. 256,256")
@@ -113,7 +118,8 @@ def model_and_train_configs(args):
         train = dict(loss="bce", n_critic=1, lr_g=2e-4, lr_d=2e-4, batch_size=args.batch_size)
     else:
         model = ModelConfig(k=args.k, t=args.t, input_mode=args.input_mode, g_hidden=args.g_hidden,
-                            d_hidden=args.d_hidden, noise_dim=args.noise_dim)
+                            d_hidden=args.d_hidden, noise_dim=args.noise_dim,
+                            space=args.space, n_latent=args.n_latent)
         train = dict(batch_size=args.batch_size)
     if args.unconditional:
         model.conditional = False

@@ -30,6 +30,7 @@ from . import __version__
 from .errors import (CheckpointError, GeneMismatchError, InputDataError, OutputExistsError,
                      ParameterError, check_positive_int)
 from .lsh import lsh_subsample
+from .module.decoder import HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
 from .module.training import BatchSource, History, TrainConfig, resolve_device, train_gan
@@ -39,6 +40,20 @@ WEIGHTS_FILE = "generator.pt"
 GENES_FILE = "var_names.json"
 HISTORY_FILE = "history.json"
 
+#: Where the GAN works: ``"genes"`` (G outputs every gene; D sees genes) or ``"latent"`` (G
+#: outputs a whitened PCA cell state, D sees cell states, a fitted
+#: :class:`~lshgan.module.decoder.HurdleDecoder` maps states back to genes).
+SPACES = ("genes", "latent")
+
+
+def default_n_latent(n_cells: int) -> int:
+    """Latent dimension for ``space="latent"``: one per 10 training cells, from 8 to 50.
+
+    A decoder fitted on few cells with many dimensions memorises them (chosen on validation
+    splits carved from Yan's and Pollen's training cells).
+    """
+    return int(min(50, max(8, n_cells // 10)))
+
 
 @dataclass
 class ModelConfig:
@@ -47,7 +62,9 @@ class ModelConfig:
     ``input_mode``: ``"lsh"`` (default), ``"plain"`` (traditional GAN, pure noise) or
     ``"paper"`` (the paper's gene-dimensional mixture); see :mod:`lshgan.module.inputs`.
     ``k``, ``t``: the paper's LSH-sampling parameters.  ``conditional``: condition G and D
-    on cell type (needs ``label_key``).
+    on cell type (needs ``label_key``).  ``space``: ``"genes"`` or ``"latent"`` (the GAN
+    works on an ``n_latent``-dimensional whitened PCA cell state, decoded to genes by a
+    fitted hurdle model; ``n_latent=None``: :func:`default_n_latent`).
     """
 
     k: int = 5
@@ -65,6 +82,8 @@ class ModelConfig:
     conditional: bool = True
     lsh_trees: int = 32
     lsh_space_pcs: int | None = None
+    space: str = "genes"
+    n_latent: int | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("k", self.k)
@@ -73,6 +92,10 @@ class ModelConfig:
         check_positive_int("anchor_dim", self.anchor_dim)
         if self.input_mode not in INPUT_MODES:
             raise ParameterError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.space not in SPACES:
+            raise ParameterError(f"space must be one of {SPACES}, got {self.space!r}")
+        if self.n_latent is not None:
+            check_positive_int("n_latent", self.n_latent)
         self.g_hidden = tuple(int(h) for h in self.g_hidden)
         self.d_hidden = tuple(int(h) for h in self.d_hidden)
         for name, widths in (("g_hidden", self.g_hidden), ("d_hidden", self.d_hidden)):
@@ -169,6 +192,7 @@ class LSHGAN:
         self._G: torch.nn.Module | None = None
         self._inputs: GeneratorInput | None = None
         self._pca = None  # (mean, components, scale) of the anchor space
+        self._decoder: HurdleDecoder | None = None
 
     # ------------------------------------------------------------------ building
     @property
@@ -184,7 +208,8 @@ class LSHGAN:
             return _dense(X).astype(np.float32)
         return self._project(X, pcs)
 
-    def _fit_pca(self, X, n_comp: int, seed: int) -> None:
+    def _fit_pca(self, X, n_comp: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, components, scale)`` of a PCA of ``X``; scale = sd of each coordinate."""
         from sklearn.decomposition import PCA, TruncatedSVD
 
         n_comp = int(min(n_comp, X.shape[0] - 1, X.shape[1]))
@@ -197,7 +222,7 @@ class LSHGAN:
             mean, comps = pca.mean_, pca.components_
         coords = self._apply_pca(X, mean, comps)
         scale = coords.std(axis=0) + 1e-6
-        self._pca = (mean.astype(np.float32), comps.astype(np.float32), scale.astype(np.float32))
+        return mean.astype(np.float32), comps.astype(np.float32), scale.astype(np.float32)
 
     @staticmethod
     def _apply_pca(X, mean, comps) -> np.ndarray:
@@ -239,7 +264,7 @@ class LSHGAN:
         if cfg.input_mode != "plain":
             self.subsample_ = self.lsh_subsample(seed=seed)
         if cfg.input_mode == "lsh":
-            self._fit_pca(X, cfg.anchor_dim, seed)
+            self._pca = self._fit_pca(X, cfg.anchor_dim, seed)
             mean, comps, scale = self._pca
             sub = X[self.subsample_]
             coords = self._apply_pca(sub, mean, comps) / scale
@@ -254,13 +279,35 @@ class LSHGAN:
                                       anchor_labels=labels, n_train=X.shape[0],
                                       anchor_noise=cfg.anchor_noise)
         torch.manual_seed(seed)
-        G = Generator(self._inputs.dim, X.shape[1], cfg.g_hidden, n_classes=self.n_classes,
-                      batch_norm=cfg.batch_norm, output=cfg.output)
-        if cfg.output != "linear":  # the paper-faithful configuration keeps PyTorch's init
-            G.init_output(_dense(X[: min(X.shape[0], 20000)]))
-        D = Discriminator(X.shape[1], cfg.d_hidden, n_classes=self.n_classes,
+        if cfg.space == "latent":
+            self._real = self._fit_latent(X, seed)
+            G = self._make_generator(self._real.shape[1])
+        else:
+            self._real = X
+            G = self._make_generator(X.shape[1])
+            if cfg.output != "linear":  # the paper-faithful configuration keeps PyTorch's init
+                G.init_output(_dense(X[: min(X.shape[0], 20000)]))
+        D = Discriminator(self._real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
+
+    def _make_generator(self, output_dim: int) -> Generator:
+        cfg = self.config
+        head = "linear" if cfg.space == "latent" else cfg.output
+        return Generator(self._inputs.dim, output_dim, cfg.g_hidden, n_classes=self.n_classes,
+                         batch_norm=cfg.batch_norm, output=head)
+
+    def _fit_latent(self, X, seed: int) -> np.ndarray:
+        """Whitened PCA cell states of the training cells; fits the hurdle decoder on them."""
+        cfg = self.config
+        if cfg.n_latent is None:
+            cfg.n_latent = default_n_latent(X.shape[0])
+        n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
+        cfg.n_latent = n_latent
+        mean, comps, scale = self._fit_pca(X, n_latent, seed)
+        latent = (self._apply_pca(X, mean, comps) / scale).astype(np.float32)
+        self._decoder = HurdleDecoder(n_latent, X.shape[1]).fit(latent, X, seed=seed).eval()
+        return latent
 
     # ------------------------------------------------------------------ training
     def train(self, epochs: int | None = None, *, config: TrainConfig | None = None,
@@ -297,7 +344,7 @@ class LSHGAN:
         dev = resolve_device(device)
         t0 = time.perf_counter()
         G, D = self._build(tc.seed, dev)
-        data = BatchSource(self._adata.X, self._codes if self.config.conditional else None, dev)
+        data = BatchSource(self._real, self._codes if self.config.conditional else None, dev)
         # the averaged generator is live during training, so a callback can call generate()
         # (validation scores for early stopping, pruning, tracking)
         self._G = copy.deepcopy(G)
@@ -352,7 +399,10 @@ class LSHGAN:
                     stop = min(start + batch_size, n_cells)
                     yy = None if y is None else y[start:stop].to(device)
                     z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
-                    out.append(self._G(z, yy).cpu().numpy())
+                    x = self._G(z, yy)
+                    if self._decoder is not None:
+                        x = self._decoder.to(device)(x)
+                    out.append(x.cpu().numpy())
         finally:
             self._G.train(was_training)
         X = np.concatenate(out).astype(np.float32)
@@ -416,6 +466,8 @@ class LSHGAN:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             state = {"G": self._G.state_dict()}
+            if self._decoder is not None:
+                state["decoder"] = self._decoder.cpu().state_dict()
             if self._inputs.anchors is not None:
                 state["anchors"] = self._inputs.anchors.cpu()
             if self._inputs.anchor_labels is not None:
@@ -486,10 +538,15 @@ class LSHGAN:
                                       anchors=anchors, anchor_labels=labels,
                                       n_train=self._n_train or 0,
                                       anchor_noise=self.config.anchor_noise)
-        G = Generator(self._inputs.dim, len(var_names), self.config.g_hidden,
-                      n_classes=self.n_classes, batch_norm=self.config.batch_norm,
-                      output=self.config.output)
+        self._decoder = None
         try:
+            if self.config.space == "latent":
+                G = self._make_generator(int(self.config.n_latent))
+                self._decoder = HurdleDecoder(int(self.config.n_latent), len(var_names))
+                self._decoder.load_state_dict(state["decoder"])
+                self._decoder.eval()
+            else:
+                G = self._make_generator(len(var_names))
             G.load_state_dict(state["G"])
         except (RuntimeError, KeyError) as err:
             raise CheckpointError(f"{path}: weights do not match the saved configuration ({err})") from None

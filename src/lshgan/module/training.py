@@ -210,7 +210,10 @@ def train_gan(
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            _ema_update(G_ema, G, config.ema_decay if epoch > 0 or s > 0 else 0.0)
+            # EMA with warm-up (decay (1 + t) / (10 + t) until it reaches ema_decay): a short
+            # run's average must not stay anchored at the untrained initial weights
+            t = epoch * steps + s
+            _ema_update(G_ema, G, min(config.ema_decay, t / (10.0 + t)))
             d_sum += float(d_loss.detach())
             g_sum += float(g_loss.detach())
         d_mean, g_mean = d_sum / steps, g_sum / steps
