@@ -20,8 +20,9 @@ Parts (``--part``, default all):
     line where memory peaked is recorded.  ``--max-steps`` bounds the steps (the
     memory peak is reached during set-up and the first steps; the epoch time is
     extrapolated from the step time and labelled so); ``--max-steps 0`` trains whole
-    epochs.  Run as shipped (``as_is``) and with the fix proposed in
-    ``bench/README.md`` applied in the process by monkeypatching (``patched``).
+    epochs.  Run for both ``--space genes`` (G writes all 20k genes, D reads them) and
+    ``--space latent`` (the GAN works on PCA cell states; the hurdle decoder is fitted
+    once from mini-batches of the CSR matrix).
 
 Run ``python bench/training.py`` or ``--quick`` (fewer epochs, one seed, fewer steps).
 ``--device cuda`` trains on a GPU.  Writes ``bench/results/training.json``.
@@ -193,51 +194,6 @@ def synthetic_sparse(n: int, genes: int, density: float, *, n_types: int = 5, se
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=[f"gene{j}" for j in range(genes)]))
 
 
-def apply_proposed_fix() -> None:
-    """The fix proposed in bench/README.md, applied by monkeypatching (bench only).
-
-    1. ``Generator.init_output`` computes the per-gene marginals from a CSR matrix
-       without densifying it, and ``LSHGAN._build`` passes it the matrix as is;
-    2. ``BatchSource`` keeps a float32 CSR matrix instead of copying it.
-    """
-    import scipy.sparse as sp
-    import torch
-
-    import lshgan.model as model
-    from lshgan.module import networks, training
-
-    original_init = networks.Generator.init_output
-
-    def init_output(self, X) -> None:
-        if not sp.issparse(X):
-            return original_init(self, X)
-        X = X.tocsr()
-        n = X.shape[0]
-        total = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
-        detected = np.bincount(X.indices[X.data > 0], minlength=X.shape[1]).astype(np.float64)
-        with torch.no_grad():
-            if self.output == "zinf":
-                rate = (detected / n).clip(1e-3, 1 - 1e-3)
-                self.head.bias.copy_(torch.as_tensor(total / np.maximum(detected, 1)))
-                self.detect.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate))))
-            else:
-                self.head.bias.copy_(torch.as_tensor(total / n))
-
-    networks.Generator.init_output = init_output
-    model._dense = lambda X: X if sp.issparse(X) else np.asarray(X)  # what _build passes
-
-    original_bs = training.BatchSource.__init__
-
-    def batch_source_init(self, X, labels, device):
-        if sp.issparse(X) and X.format == "csr" and X.dtype == np.float32:
-            original_bs(self, X[:2], labels, device)  # sets the other fields
-            self.n, self.X = X.shape[0], X
-        else:
-            original_bs(self, X, labels, device)
-
-    training.BatchSource.__init__ = batch_source_init
-
-
 class _StepLimit(Exception):
     pass
 
@@ -250,14 +206,14 @@ def sparse_child(argv: list[str]) -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--patched", action="store_true")
+    p.add_argument("--space", default="genes", choices=["genes", "latent"])
     p.add_argument("--kill-gb", type=float, default=12.0)
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     import lshgan
     from lshgan.module import training
 
-    res = {"variant": "patched" if a.patched else "as_is", "cells": a.cells, "genes": a.genes,
+    res = {"variant": a.space, "cells": a.cells, "genes": a.genes,
            "density": a.density, "batch_size": a.batch_size, "phases_rss_mb": {}}
     phase_rss = res["phases_rss_mb"]
 
@@ -267,15 +223,13 @@ def sparse_child(argv: list[str]) -> None:
 
     tracker = M.PeakTracker(kill_mb=a.kill_gb * 1024, on_kill=killed)
     tracker.start()
-    if a.patched:
-        apply_proposed_fix()
     phase_rss["imports"] = M.rss_mb()
     t0 = time.perf_counter()
     adata = synthetic_sparse(a.cells, a.genes, a.density)
     res["make_data_s"] = time.perf_counter() - t0
     res["csr_mb"] = (adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes) / 2**20
     phase_rss["data"] = M.rss_mb()
-    model = lshgan.LSHGAN(adata, label_key="cell_type")
+    model = lshgan.LSHGAN(adata, label_key="cell_type", space=a.space)
     steps, stamps = [0], []
     original_batch = training.BatchSource.batch
 
@@ -315,16 +269,14 @@ def sparse_child(argv: list[str]) -> None:
 def part_sparse(a) -> dict:
     script = Path(__file__).resolve()
     out = {"target_gb": MEMORY_TARGET_GB, "runs": []}
-    for patched in (False, True):
+    for space in ("genes", "latent"):
         args = ["sparse", "--cells", str(a.sparse_cells), "--genes", str(a.sparse_genes),
                 "--max-steps", str(a.max_steps), "--epochs", str(a.sparse_epochs),
-                "--device", a.device, "--kill-gb", str(a.kill_gb)]
-        if patched:
-            args.append("--patched")
+                "--device", a.device, "--kill-gb", str(a.kill_gb), "--space", space]
         try:
             r = C.run_child(script, args, threads=a.threads)
         except RuntimeError as err:
-            r = {"variant": "patched" if patched else "as_is", "error": str(err)[-2000:]}
+            r = {"variant": space, "error": str(err)[-2000:]}
         out["runs"].append(r)
         peak = r.get("peak_rss_mb")
         print(f"  sparse {r['variant']:<7} peak RSS {peak / 1024 if peak else float('nan'):.2f} GB"

@@ -9,6 +9,7 @@ import torch
 
 from lshgan.baselines import GENERATORS, is_conditional, make_generator, scvi_available
 from lshgan.baselines.gan import ema_for, epochs_for
+from lshgan.module.training import TrainConfig
 from lshgan.baselines.scgan import LSNGenerator
 from lshgan.baselines.splatter import SplatterGenerator
 from lshgan.baselines.sugar import SugarGenerator
@@ -91,7 +92,7 @@ def test_budget_helpers():
     assert epochs_for(100, n_cells=640, batch_size=64) == 10
     assert epochs_for(5, n_cells=30, batch_size=64) == 5  # one step per epoch
     assert ema_for(100) == pytest.approx(0.9)
-    assert ema_for(10**6) == 0.999
+    assert ema_for(10**6) == TrainConfig().ema_decay  # capped at the library default
 
 
 def test_paper_flavours_use_paper_inputs(split):
@@ -124,15 +125,27 @@ def test_cscgan_conditional_batch_norm_depends_on_type():
 
 
 def test_gan_training_moves_towards_the_data(split):
-    """More generator updates bring LSH-GAN's cells closer to the held-out cells."""
-    train, test = split
-    types = list(test.obs["cell_type"].astype(str))
-    dist = {}
-    for steps in (1, 300):
-        gen = make_generator("lshgan", steps=steps, seed=0).fit(train, label_key="cell_type")
-        dist[steps] = wasserstein(test, gen.generate(test.n_obs, cell_type=types, seed=0),
-                                  space="pca")
-    assert dist[300] < dist[1]
+    """More generator updates bring LSH-GAN's cell states closer to the training cells'.
+
+    The default model works in a whitened PCA space and a fitted decoder gives even an
+    untrained generator the right per-gene marginals, so the test looks where the GAN
+    acts: per-type means and spreads of the generated cell states.
+    """
+    train, _ = split
+
+    def errors(model):
+        codes = torch.as_tensor(model._codes)
+        with torch.no_grad():
+            z = model._inputs.sample(len(codes), codes, generator=torch.Generator().manual_seed(0))
+            fake = model._G.eval()(z, codes).numpy()
+        real = model._real
+        mean_err = np.mean([np.linalg.norm(real[model._codes == c].mean(0) - fake[model._codes == c].mean(0))
+                            for c in np.unique(model._codes)])
+        return mean_err, np.abs(fake.std(0) / real.std(0) - 1).mean()
+
+    before = errors(make_generator("lshgan", steps=1, seed=0).fit(train, label_key="cell_type").model_)
+    after = errors(make_generator("lshgan", steps=300, seed=0).fit(train, label_key="cell_type").model_)
+    assert after[0] < 0.85 * before[0] and after[1] < 0.6 * before[1]
 
 
 def test_splatter_estimates_and_reproduces_marginals(split):

@@ -62,7 +62,7 @@ def latent_model(data):
 
 
 def test_latent_model_generates_cells_with_real_dropout(latent_model, data):
-    assert latent_model.config.n_latent == default_n_latent(data.n_obs) == 24
+    assert latent_model.config.n_latent == default_n_latent(data.n_obs) == 16
     out = latent_model.generate(200, seed=0)
     assert out.shape == (200, data.n_vars) and (out.X >= 0).all()
     X = np.asarray(data.X)
@@ -97,4 +97,4 @@ def test_space_is_validated(data):
 
 
 def test_default_n_latent_bounds():
-    assert default_n_latent(30) == 8 and default_n_latent(239) == 23 and default_n_latent(10**6) == 50
+    assert default_n_latent(30) == 8 and default_n_latent(120) == 12 and default_n_latent(10**6) == 16

@@ -134,3 +134,14 @@ def test_resume_after_interruption_matches_uninterrupted(synthetic_adata_module,
                   checkpoint_path=ckpt, resume=True)
     assert resumed.history.epoch == [1, 2, 3, 4]
     np.testing.assert_array_equal(resumed.generate(10, seed=0).X, full.generate(10, seed=0).X)
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_clear_error(synthetic_adata_module, tmp_path):
+    from lshgan.errors import CheckpointError
+
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    model = LSHGAN(synthetic_adata_module, label_key="cell_type", g_hidden=(16,), d_hidden=(16,))
+    with pytest.raises(CheckpointError, match="ckpt.pt: cannot resume from this checkpoint"):
+        model.train(epochs=2, progress=False, checkpoint_path=ckpt, resume=True)
+    assert ckpt.read_bytes() == b"not a checkpoint"  # left for the user to inspect

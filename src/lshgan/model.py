@@ -47,12 +47,15 @@ SPACES = ("genes", "latent")
 
 
 def default_n_latent(n_cells: int) -> int:
-    """Latent dimension for ``space="latent"``: one per 10 training cells, from 8 to 50.
+    """Latent dimension for ``space="latent"``: one per 10 training cells, from 8 to 16.
 
-    A decoder fitted on few cells with many dimensions memorises them (chosen on validation
-    splits carved from Yan's and Pollen's training cells).
+    A decoder fitted on few cells with many dimensions memorises them, and the GAN matches
+    a small space better: on validation splits carved from the training cells (never the
+    test cells), 50 dimensions gave RF-AUC 0.96 (sorted PBMC) and 0.87 (Klein), 20 gave
+    0.74 / 0.81, 16 gave 0.71 / 0.70, 10 gave 0.64 / 0.82; Yan (57 cells) 0.91 with 50,
+    0.47 with 10.
     """
-    return int(min(50, max(8, n_cells // 10)))
+    return int(min(16, max(8, n_cells // 10)))
 
 
 @dataclass
@@ -82,7 +85,7 @@ class ModelConfig:
     conditional: bool = True
     lsh_trees: int = 32
     lsh_space_pcs: int | None = None
-    space: str = "genes"
+    space: str = "latent"
     n_latent: int | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +109,8 @@ class ModelConfig:
     def paper(cls, **overrides) -> "ModelConfig":
         """The paper-faithful configuration: 16-16 MLPs, linear output, stacked mixture input."""
         base = dict(input_mode="paper", g_hidden=(16, 16), d_hidden=(16, 16), batch_norm=False,
-                    output="linear", spectral_norm=False, minibatch_std=False, conditional=False)
+                    output="linear", spectral_norm=False, minibatch_std=False, conditional=False,
+                    space="genes")
         base.update(overrides)
         return cls(**base)
 
@@ -286,7 +290,7 @@ class LSHGAN:
             self._real = X
             G = self._make_generator(X.shape[1])
             if cfg.output != "linear":  # the paper-faithful configuration keeps PyTorch's init
-                G.init_output(_dense(X[: min(X.shape[0], 20000)]))
+                G.init_output(X)
         D = Discriminator(self._real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
@@ -383,13 +387,21 @@ class LSHGAN:
         """
         if not self.is_trained:
             raise ParameterError("the model is not trained: call train() or LSHGAN.load()")
+        return self._generate_with(self._G, n_cells, cell_type, seed=seed, batch_size=batch_size)
+
+    def _generate_with(self, G: torch.nn.Module, n_cells: int, cell_type, *, seed: int = 0,
+                       batch_size: int = 8192) -> ad.AnnData:
+        """:meth:`generate` with generator ``G`` (the averaged one, or a live one in training).
+
+        Torch's global random state is forked, so sampling never disturbs a training run.
+        """
         n_cells = check_positive_int("n_cells", n_cells)
         gen = torch.Generator().manual_seed(int(seed))
         y = self._labels_for(n_cells, cell_type, gen)
         out = []
-        was_training = self._G.training
-        self._G.eval()
-        device = next(self._G.parameters()).device
+        was_training = G.training
+        G.eval()
+        device = next(G.parameters()).device
         # the zero-inflated head samples detection noise from torch's global generator
         try:
             cuda = [device.index or 0] if device.type == "cuda" else []
@@ -399,12 +411,12 @@ class LSHGAN:
                     stop = min(start + batch_size, n_cells)
                     yy = None if y is None else y[start:stop].to(device)
                     z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
-                    x = self._G(z, yy)
+                    x = G(z, yy)
                     if self._decoder is not None:
                         x = self._decoder.to(device)(x)
                     out.append(x.cpu().numpy())
         finally:
-            self._G.train(was_training)
+            G.train(was_training)
         X = np.concatenate(out).astype(np.float32)
         if y is not None:
             types = np.asarray(self.cell_types, dtype=object)[y.numpy()]

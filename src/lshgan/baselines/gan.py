@@ -21,9 +21,8 @@ The budget is counted in **generator updates** (``steps``), not epochs, so that 
 different sizes get the same amount of training; it is converted to the epochs
 :meth:`LSHGAN.train` expects.  :attr:`GANGenerator.n_critic` tells how many discriminator
 updates each generator update costs (to compare GANs at equal discriminator updates).  The exponential moving average of the generator weights
-is set from the budget (``ema_decay = 1 - 10 / steps``, at most the library's 0.999): with
-the library's default 0.999 a run of a few hundred steps would generate mostly from the
-untrained initial weights.
+is set from the budget (``ema_decay = 1 - 10 / steps``, at most the library's default,
+:attr:`TrainConfig.ema_decay`), so a short run averages about its last 10% of updates.
 
 Examples
 --------
@@ -53,7 +52,7 @@ def epochs_for(steps: int, n_cells: int, batch_size: int) -> int:
 
 def ema_for(steps: int) -> float:
     """EMA decay for a run of ``steps`` generator updates (averages about the last 10%)."""
-    return float(min(0.999, max(0.0, 1.0 - 10.0 / max(steps, 1))))
+    return float(min(TrainConfig().ema_decay, max(0.0, 1.0 - 10.0 / max(steps, 1))))
 
 
 class GANGenerator:

@@ -113,6 +113,7 @@ class ScGANModel(LSHGAN):
     def _build(self, seed: int, device: torch.device):
         cfg = self.config
         X = self._adata.X
+        self._real = X  # scGAN works on genes
         library = float(np.median(linear_scale(X).sum(axis=1)))
         self._inputs = GeneratorInput("plain", noise_dim=cfg.noise_dim, n_train=X.shape[0])
         torch.manual_seed(seed)
@@ -127,7 +128,8 @@ class ScGANGenerator(GANGenerator):
 
     model_class = ScGANModel
     model_defaults = {"input_mode": "plain", "noise_dim": 128, "g_hidden": (256, 512, 1024),
-                      "d_hidden": (1024, 512, 256), "conditional": False}
+                      "d_hidden": (1024, 512, 256), "conditional": False,
+                      "space": "genes"}
     train_defaults = {"loss": "wgan-gp", "n_critic": 5, "gp_weight": 10.0, "lr_g": 1e-4,
                       "lr_d": 1e-4, "batch_size": 128}
 

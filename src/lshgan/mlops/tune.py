@@ -323,9 +323,6 @@ def _watched_model_class():
     EMA generator; the pruner only compares intermediate scores with each other.
     """
     import anndata as ad
-    import numpy as np
-    import pandas as pd
-    import torch
 
     from ..model import LSHGAN
 
@@ -336,20 +333,7 @@ def _watched_model_class():
             return G, D
 
         def generate_live(self, n_cells: int, cell_type=None, *, seed: int = 0) -> ad.AnnData:
-            G = self._live_G
-            device = next(G.parameters()).device
-            gen = torch.Generator().manual_seed(int(seed))
-            y = self._labels_for(n_cells, cell_type, gen)
-            was_training = G.training
-            G.eval()
-            try:
-                with torch.no_grad():
-                    y = None if y is None else y.to(device)
-                    z = self._inputs.sample(n_cells, y, generator=gen).to(device)
-                    X = G(z, y).cpu().numpy().astype(np.float32)
-            finally:
-                G.train(was_training)
-            return ad.AnnData(X=X, var=pd.DataFrame(index=pd.Index(self.var_names)))
+            return self._generate_with(self._live_G, n_cells, cell_type, seed=seed)
 
     return WatchedLSHGAN
 
@@ -859,7 +843,7 @@ def cmd_tune(args) -> int:
         torch.set_num_threads(max(1, args.threads))
     space = SearchSpace.from_yaml(args.search_space)
     adata = read_dataset(args.input, label_key=args.label_key)
-    check_training_cells(adata, str(args.input))
+    check_tuning_input(adata, str(args.input))
     t0 = time.perf_counter()
     study = tune(adata, label_key=args.label_key, n_trials=args.n_trials, study_name=args.study_name,
                  storage=args.storage, search_space=space, device=args.device,
@@ -896,7 +880,7 @@ def _base_params(path: str | None) -> dict[str, Any] | None:
     return load_params("train", path=path)
 
 
-def check_training_cells(adata: "ad.AnnData", name: str) -> None:
+def check_tuning_input(adata: "ad.AnnData", name: str) -> None:
     """Refuse data that is not preprocessed, or that holds test cells."""
     if "split" in adata.obs and (adata.obs["split"].astype(str) == "test").any():
         raise ParameterError(f"{name} holds test cells (obs['split'] == 'test'): tune on the "

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -82,16 +83,21 @@ class Generator(nn.Module):
         detection rate: training then starts from an independent per-gene model with the
         right marginals and spends its steps on the structure between genes.
         """
-        X = np.asarray(X, dtype=np.float64)
+        n = X.shape[0]
+        if sp.issparse(X):  # a CSR matrix is never densified
+            X = X.tocsr()
+            total = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+            detected = np.bincount(X.indices[X.data > 0], minlength=X.shape[1]).astype(np.float64)
+        else:
+            X = np.asarray(X, dtype=np.float64)
+            total, detected = X.sum(0), (X > 0).sum(0).astype(np.float64)
         with torch.no_grad():
             if self.output == "zinf":
-                detected = X > 0
-                rate = detected.mean(0).clip(1e-3, 1 - 1e-3)
-                level = (X * detected).sum(0) / np.maximum(detected.sum(0), 1)
-                self.head.bias.copy_(torch.as_tensor(level))
+                rate = (detected / n).clip(1e-3, 1 - 1e-3)
+                self.head.bias.copy_(torch.as_tensor(total / np.maximum(detected, 1)))
                 self.detect.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate))))
             else:
-                self.head.bias.copy_(torch.as_tensor(X.mean(0)))
+                self.head.bias.copy_(torch.as_tensor(total / n))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:

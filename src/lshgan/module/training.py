@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..errors import ParameterError, TrainingDivergedError, check_positive_float, check_positive_int
+from ..errors import (CheckpointError, ParameterError, TrainingDivergedError, check_positive_float,
+                      check_positive_int)
 from .inputs import GeneratorInput
 from .losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
@@ -43,7 +45,7 @@ class TrainConfig:
     loss: str = "hinge"
     n_critic: int = 1
     gp_weight: float = 10.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.99
     seed: int = 0
     checkpoint_every: int = 0
 
@@ -105,7 +107,7 @@ class BatchSource:
         self.device = device
         self.sparse = sp.issparse(X)
         if self.sparse:
-            self.X = X.tocsr().astype(np.float32)
+            self.X = X.tocsr().astype(np.float32, copy=False)  # no copy of a float32 CSR
         else:
             self.X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long).to(device)
@@ -164,16 +166,23 @@ def train_gan(
     start_epoch = 0
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        G_ema.load_state_dict(state["G_ema"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        history = History.from_dict(state["history"])
-        start_epoch = int(state["epoch"])
+        try:
+            state = torch.load(ckpt, map_location=device, weights_only=False)
+            G.load_state_dict(state["G"])
+            D.load_state_dict(state["D"])
+            G_ema.load_state_dict(state["G_ema"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])
+            history = History.from_dict(state["history"])
+            start_epoch = int(state["epoch"])
+        except (RuntimeError, KeyError, ValueError, TypeError, EOFError, OSError,
+                pickle.UnpicklingError) as err:
+            raise CheckpointError(
+                f"{ckpt}: cannot resume from this checkpoint ({type(err).__name__}: {err}); "
+                "it is corrupt or was written with other settings: delete it to start afresh"
+            ) from None
 
     bs = min(config.batch_size, data.n)
     steps = max(1, data.n // bs)
