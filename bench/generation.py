@@ -43,6 +43,8 @@ def trained_model(dataset: str, genes: int | None, device: str, epochs: int):
     model = lshgan.LSHGAN(pp, label_key="cell_type")
     model.train(epochs=epochs, progress=False, device=device)
     model._G.to(device)  # generate() runs where the generator is; train() leaves it on CPU
+    if getattr(model, "_decoder", None) is not None:
+        model._decoder.to(device)
     return model, pp.n_vars
 
 
@@ -51,15 +53,20 @@ def time_generate(model, n: int, repeats: int) -> dict:
     import torch
 
     forward = []
-    original = model._G.forward
+    # the networks: the generator, and with space="latent" the hurdle decoder to genes
+    nets_timed = [m for m in (model._G, getattr(model, "_decoder", None)) if m is not None]
+    originals = [m.forward for m in nets_timed]
 
-    def timed_forward(*args, **kwargs):  # the generator's share of the time
-        t = time.perf_counter()
-        out = original(*args, **kwargs)
-        forward.append(time.perf_counter() - t)
-        return out
+    def timing(original):
+        def timed_forward(*args, **kwargs):  # the networks' share of the time
+            t = time.perf_counter()
+            out = original(*args, **kwargs)
+            forward.append(time.perf_counter() - t)
+            return out
+        return timed_forward
 
-    model._G.forward = timed_forward
+    for m, original in zip(nets_timed, originals):
+        m.forward = timing(original)
     walls, nets = [], []
     try:
         for r in range(repeats):
@@ -70,7 +77,8 @@ def time_generate(model, n: int, repeats: int) -> dict:
             walls.append(time.perf_counter() - t)
             nets.append(sum(forward))
     finally:
-        model._G.forward = original
+        for m in nets_timed:
+            del m.forward  # back to the class's method
     wall, net = statistics.median(walls), statistics.median(nets)
     return {"cells": n, "genes": out.n_vars, "wall_s": wall, "network_s": net,
             "cells_per_s": n / wall, "network_share": net / wall, "runs_s": walls,
