@@ -34,7 +34,7 @@ from lshgan.errors import GeneMismatchError, InputDataError, ParameterError  # n
 from lshgan.mlops import pipeline, tracking  # noqa: E402
 from lshgan.mlops.augment import allocate, augment, chunk_requests, sample  # noqa: E402
 from lshgan.mlops.pyfunc_model import (LSHGANGenerator, frame_to_anndata,  # noqa: E402
-                                       max_cells_setting, parse_requests)
+                                       genes_sha1, max_cells_setting, parse_requests)
 from lshgan.mlops.registry import champion_uri, registered_name, should_promote  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,10 @@ def test_valid_requests_get_defaults():
     reqs = parse_requests(pd.DataFrame({"n_cells": [3, 2], "cell_type": ["beta", None],
                                         "seed": [7, np.nan]}),
                           cell_types=TYPES, conditional=True)
-    assert [tuple(r) for r in reqs] == [(3, "beta", 7), (2, None, 0)]
+    assert [tuple(r) for r in reqs] == [(3, "beta", 7, "columns"), (2, None, 0, "columns")]
+    reqs = parse_requests(pd.DataFrame({"n_cells": [3, 2], "encoding": ["npz", "npz"]}),
+                          cell_types=TYPES, conditional=True)
+    assert [r.encoding for r in reqs] == ["npz", "npz"]
 
 
 @pytest.mark.parametrize("frame, words", [
@@ -121,6 +124,11 @@ def test_valid_requests_get_defaults():
     ({"n_cells": [3], "colour": ["red"]}, ["unknown column(s) colour"]),
     ({"cell_type": ["alpha"]}, ["missing column n_cells"]),
     ({"n_cells": []}, ["empty request"]),
+    ({"n_cells": [3], "encoding": ["json"]}, ["row 0", "encoding must be one of columns, npz",
+                                              "'json'"]),
+    ({"n_cells": [3], "encoding": [1]}, ["encoding must be one of"]),
+    ({"n_cells": [3, 2], "encoding": ["npz", None]}, ["row 1", "encoding 'columns' differs",
+                                                      "'npz'", "separate requests"]),
 ])
 def test_bad_requests_are_400_with_a_message(frame, words):
     message = _error(frame).message
@@ -156,6 +164,29 @@ def test_predict_returns_genes_then_cell_type_as_float32(generator, model_dir):
     again = frame_to_anndata({"predictions": records})
     np.testing.assert_allclose(again.X, cells.X, rtol=1e-6)
     assert list(again.obs["cell_type"]) == list(cells.obs["cell_type"])
+
+
+def test_npz_encoding_gives_the_same_cells_as_columns(generator, model_dir):
+    genes = json.loads((model_dir / "var_names.json").read_text())
+    req = pd.DataFrame({"n_cells": [4, 3], "cell_type": ["gamma", None], "seed": [0, 1]})
+    columns = frame_to_anndata(generator.predict(None, req))
+    out = generator.predict(None, req.assign(encoding="npz"))
+    assert list(out.columns) == ["n_cells", "cell_types", "genes_sha1", "npz_b64"]
+    assert list(out["n_cells"]) == [4, 3] and set(out["genes_sha1"]) == {genes_sha1(genes)}
+    # what a server answers: JSON records
+    answer = json.loads(json.dumps({"predictions": out.to_dict(orient="records")}))
+    for form in (out, answer):
+        cells = frame_to_anndata(form, genes=genes)
+        assert list(cells.var_names) == genes and cells.X.dtype == np.float32
+        np.testing.assert_array_equal(cells.X.toarray(), columns.X)
+        assert list(cells.obs["cell_type"]) == list(columns.obs["cell_type"])
+        assert cells.obs["synthetic"].all()
+    with pytest.raises(ValueError, match="pass genes="):
+        frame_to_anndata(answer)
+    with pytest.raises(ValueError, match="genes_sha1"):
+        frame_to_anndata(answer, genes=genes[::-1])
+    with pytest.raises(ValueError, match="not the"):
+        frame_to_anndata(generator.predict(None, req), genes=genes[::-1])
 
 
 def test_predict_is_deterministic_and_bounded(generator):

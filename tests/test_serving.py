@@ -102,6 +102,28 @@ def test_valid_request_returns_named_genes(server, registered):
     assert post(server + "/invocations", _request([[50, "beta", 0], [20, None, 1]]))[1] == body
 
 
+def test_npz_encoding_over_http_equals_columns(server, registered):
+    from lshgan.mlops.pyfunc_model import fetch_genes, frame_to_anndata
+
+    model_dir, _, _ = registered
+    genes = fetch_genes(server)
+    assert genes == json.loads((model_dir / "var_names.json").read_text())
+    rows = [[30, "beta", 0], [20, None, 1]]
+    status, body = post(server + "/invocations", _request(rows))
+    assert status == 200, body
+    status, packed = post(server + "/invocations",
+                          _request([[*r, "npz"] for r in rows],
+                                   columns=("n_cells", "cell_type", "seed", "encoding")))
+    assert status == 200, packed
+    assert len(packed["predictions"]) == 2  # one row per request row
+    print(f"50 cells x {len(genes)} genes: {len(json.dumps(body))} bytes as columns, "
+          f"{len(json.dumps(packed))} as npz")
+    columns, npz = frame_to_anndata(body), frame_to_anndata(packed, genes=genes)
+    assert list(npz.var_names) == list(columns.var_names) == genes
+    np.testing.assert_array_equal(npz.X.toarray(), columns.X)
+    assert list(npz.obs["cell_type"]) == list(columns.obs["cell_type"])
+
+
 def test_only_n_cells_is_required(server):
     status, body = post(server + "/invocations", _request([[3]], columns=["n_cells"]))
     assert status == 200 and len(body["predictions"]) == 3
@@ -115,6 +137,11 @@ def test_only_n_cells_is_required(server):
     (_request([[2.5, "beta", 0]]), ["n_cells"]),
     (_request([[5, 7, 0]]), ["cell_type"]),
     (_request([[5, "beta", "x"]]), ["seed"]),
+    (_request([[5, "beta", 0, "json"]], columns=("n_cells", "cell_type", "seed", "encoding")),
+     ["row 0", "encoding must be one of columns, npz", "'json'"]),
+    (_request([[5, "beta", 0, "npz"], [5, "beta", 0, "columns"]],
+              columns=("n_cells", "cell_type", "seed", "encoding")),
+     ["row 1", "all rows of a request share one encoding"]),
     ({"nonsense": 1}, []),
     (b"{not json", []),
 ])
