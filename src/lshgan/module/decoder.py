@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 import torch
 from torch import nn
 
@@ -55,7 +56,7 @@ class HurdleDecoder(nn.Module):
         self.register_buffer("floor", torch.zeros(n_genes))
 
     def fit(self, latent: np.ndarray, X, *, ridge: float = 1.0, newton_steps: int = 8,
-            max_cells: int = 20000, gene_chunk: int = 2048, seed: int = 0) -> "HurdleDecoder":
+            max_cells: int = 5000, gene_chunk: int = 2048, seed: int = 0) -> "HurdleDecoder":
         """Fit both regressions on training cells (``latent``: n x d, ``X``: n x genes).
 
         Exact penalised maximum likelihood, gene by gene but vectorised over genes:
@@ -97,7 +98,7 @@ class HurdleDecoder(nn.Module):
             gamma = np.zeros((xb.shape[1], D))
             gamma[:, -1] = np.log(rate / (1 - rate))
             for _ in range(int(newton_steps)):
-                p = 1.0 / (1.0 + np.exp(-(Z @ gamma.T)))
+                p = expit(Z @ gamma.T)
                 hess = (Z2.T @ (p * (1 - p))).T.reshape(-1, D, D) + penalty
                 grad = (Z.T @ (m - p)).T - gamma @ penalty
                 gamma = gamma + np.linalg.solve(hess, grad[..., None])[..., 0]
