@@ -10,9 +10,9 @@ maps each generated cell state ``s`` back to log expression.  For each gene ``g`
   (a linear regression of the non-zero log expression on the cell state, with the
   residual spread ``sigma_g`` measured on the training cells' non-zero values).
 
-Both regressions are fitted once, on the training cells, by penalised maximum likelihood
-(closed-form weighted least squares and a few Newton steps, vectorised over genes; a
-sparse matrix is densified a block of genes at a time); they are not adversarial.  Why a hurdle model: single-cell log expression is exactly zero in 10-90%
+Both regressions are fitted once, on the training cells, by maximum likelihood with a
+small ridge penalty (mini-batches, so a sparse matrix is never densified whole); they are
+not adversarial.  Why a hurdle model: single-cell log expression is exactly zero in 10-90%
 of entries and continuous elsewhere; a linear map back from PCA space (what the per-type
 Gaussian reference does) gives smooth cells without zeros, and a classifier spots them.
 The sampled detection events and residuals give each generated cell its own dropout
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class HurdleDecoder(nn.Module):
@@ -55,62 +55,74 @@ class HurdleDecoder(nn.Module):
         self.register_buffer("sigma", torch.zeros(n_genes))
         self.register_buffer("floor", torch.zeros(n_genes))
 
-    def fit(self, latent: np.ndarray, X, *, ridge: float = 1.0, newton_steps: int = 8,
-            max_cells: int = 5000, gene_chunk: int = 2048, seed: int = 0) -> "HurdleDecoder":
+    def fit(self, latent: np.ndarray, X, *, steps: int = 400, lr: float = 0.05,
+            ridge: float = 0.01, batch_size: int = 4096, max_cells: int = 5000,
+            seed: int = 0) -> "HurdleDecoder":
         """Fit both regressions on training cells (``latent``: n x d, ``X``: n x genes).
 
-        Exact penalised maximum likelihood, gene by gene but vectorised over genes:
-        weighted least squares for the level (normal equations on the detected cells) and
-        Newton's method (IRLS) for the detection.  ``ridge`` penalises the slopes, not the
-        intercepts.  At most ``max_cells`` cells (a random subset) are used, ``gene_chunk``
-        genes at a time, so a large CSR matrix is densified only in blocks.
+        ``X`` may be dense or CSR (densified ``batch_size`` rows at a time).  Full-batch
+        Adam when the cells fit in one batch, mini-batches otherwise; at most
+        ``max_cells`` cells (a random subset) are used.  Adam from the independent
+        per-gene model for a fixed number of steps is deliberate: an exact penalised
+        maximum-likelihood fit (Newton's method, ridge 1 to 300) was tried and gave
+        clearly less realistic cells on a validation split of Klein (RF-AUC 0.81-1.00
+        against 0.70): the detection probabilities become too confident.
         """
-        n_all = X.shape[0]
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(n_all, max_cells, replace=False)) if n_all > max_cells else None
-        L = np.asarray(latent, dtype=np.float64)
-        if keep is not None:
-            L, X = L[keep], X[keep]
-        Xc = X.tocsc() if sp.issparse(X) else np.asarray(X)
-        n, d = L.shape
-        Z = np.hstack([L, np.ones((n, 1))])                         # design with intercept
-        Z2 = (Z[:, :, None] * Z[:, None, :]).reshape(n, -1)         # n x D^2, for Gram matrices
-        D = d + 1
-        penalty = np.full(D, float(ridge))
-        penalty[-1] = 1e-8                                          # intercept: not penalised
-        penalty = np.diag(penalty)
-        detect_w, level_w = [], []
-        sigma, floor = [], []
-        for start in range(0, X.shape[1], gene_chunk):
-            block = Xc[:, start:start + gene_chunk]
-            xb = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
-            m = (xb > 0).astype(np.float64)
-            # level: weighted least squares on the detected cells
-            gram = (Z2.T @ m).T.reshape(-1, D, D) + penalty
-            beta = np.linalg.solve(gram, (Z.T @ (m * xb)).T[..., None])[..., 0]
-            resid = (xb - Z @ beta.T) * m
-            count = m.sum(0)
-            sigma.append(np.sqrt((resid ** 2).sum(0) / np.maximum(count, 1)))
-            floor.append(np.where(count > 0, np.where(m > 0, xb, np.inf).min(0), 0.0))
-            level_w.append(beta)
-            # detection: logistic regression by Newton's method from the per-gene rate
-            rate = (count / n).clip(1e-3, 1 - 1e-3)
-            gamma = np.zeros((xb.shape[1], D))
-            gamma[:, -1] = np.log(rate / (1 - rate))
-            for _ in range(int(newton_steps)):
-                p = expit(Z @ gamma.T)
-                hess = (Z2.T @ (p * (1 - p))).T.reshape(-1, D, D) + penalty
-                grad = (Z.T @ (m - p)).T - gamma @ penalty
-                gamma = gamma + np.linalg.solve(hess, grad[..., None])[..., 0]
-            detect_w.append(gamma)
-        gamma, beta = np.vstack(detect_w), np.vstack(level_w)
+        n = X.shape[0]
+        gen = torch.Generator().manual_seed(int(seed))
+        if n > max_cells:
+            keep = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
+            latent, X, n = np.asarray(latent)[keep], X[keep], max_cells
+        L = torch.as_tensor(np.asarray(latent, dtype=np.float32))
+        Xc = X.tocsr().astype(np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+
+        def rows(idx: np.ndarray) -> torch.Tensor:
+            block = Xc[idx]
+            return torch.from_numpy(block.toarray() if sp.issparse(block) else np.ascontiguousarray(block))
+
+        # start from the independent per-gene model: detection rate and mean non-zero level
+        det_sum = np.zeros(X.shape[1])
+        lev_sum = np.zeros(X.shape[1])
+        for start in range(0, n, batch_size):
+            xb = rows(np.arange(start, min(start + batch_size, n))).double()
+            det_sum += (xb > 0).sum(0).numpy()
+            lev_sum += xb.sum(0).numpy()
+        rate = (det_sum / n).clip(1e-3, 1 - 1e-3)
         with torch.no_grad():
-            self.detect.weight.copy_(torch.as_tensor(gamma[:, :d]))
-            self.detect.bias.copy_(torch.as_tensor(gamma[:, d]))
-            self.level.weight.copy_(torch.as_tensor(beta[:, :d]))
-            self.level.bias.copy_(torch.as_tensor(beta[:, d]))
-            self.sigma.copy_(torch.as_tensor(np.concatenate(sigma)))
-            self.floor.copy_(torch.as_tensor(np.concatenate(floor)))
+            for layer in (self.detect, self.level):
+                layer.weight.zero_()
+            self.detect.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate))))
+            self.level.bias.copy_(torch.as_tensor(lev_sum / np.maximum(det_sum, 1)))
+        opt = torch.optim.Adam(self.parameters(), lr=lr)
+        full = n <= batch_size
+        if full:
+            x_all = rows(np.arange(n))
+            mask_all = (x_all > 0).float()
+        for _ in range(int(steps)):
+            if full:
+                lb, xb, mask = L, x_all, mask_all
+            else:
+                idx = torch.randint(0, n, (batch_size,), generator=gen).numpy()
+                lb, xb = L[idx], rows(idx)
+                mask = (xb > 0).float()
+            opt.zero_grad()
+            bce = F.binary_cross_entropy_with_logits(self.detect(lb), mask)
+            mse = (((xb - self.level(lb)) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+            penalty = ridge * (self.detect.weight.pow(2).mean() + self.level.weight.pow(2).mean())
+            (bce + mse + penalty).backward()
+            opt.step()
+        # residual spread and the smallest non-zero value of each gene, on all training cells
+        sq = np.zeros(X.shape[1])
+        floor = np.full(X.shape[1], np.inf)
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                idx = np.arange(start, min(start + batch_size, n))
+                xb = rows(idx)
+                mask = xb > 0
+                sq += (((xb - self.level(L[idx])) ** 2) * mask).sum(0).double().numpy()
+                floor = np.minimum(floor, torch.where(mask, xb, torch.inf).min(0).values.numpy())
+            self.sigma.copy_(torch.as_tensor(np.sqrt(sq / np.maximum(det_sum, 1))))
+            self.floor.copy_(torch.as_tensor(np.where(np.isfinite(floor), floor, 0.0)))
         return self
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
