@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generators", nargs="+", metavar="NAME",
                    help="generators of Tables 2-3 (default: all but scgan)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="S", help="generator seeds")
+    p.add_argument("--activa-seeds", nargs="+", type=int, metavar="S",
+                   help="seeds of the rare-population test (default 0-4)")
     p.add_argument("--activa-dataset", help="dataset name of the rare-population test "
                                             "(default: the largest file given)")
     p.add_argument("--activa-type", help="cell type made rare (default: the most abundant)")
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         budget = replace(budget, generators=tuple(args.generators))
     if args.seeds:
         budget = replace(budget, seeds=tuple(args.seeds))
+    if args.activa_seeds:
+        budget = replace(budget, activa_seeds=tuple(args.activa_seeds))
     paths = args.datasets or [str(p) for p in default_dataset_paths()]
     try:
         run_report(paths, args.out, budget, label_key=args.label_key, experiments=args.only,
