@@ -56,12 +56,13 @@ class HurdleDecoder(nn.Module):
         self.register_buffer("floor", torch.zeros(n_genes))
 
     def fit(self, latent: np.ndarray, X, *, steps: int = 400, lr: float = 0.05,
-            ridge: float = 0.01, batch_size: int = 4096, max_cells: int = 5000,
+            ridge: float = 0.01, batch_size: int | None = None, max_cells: int = 5000,
             seed: int = 0) -> "HurdleDecoder":
         """Fit both regressions on training cells (``latent``: n x d, ``X``: n x genes).
 
-        ``X`` may be dense or CSR (densified ``batch_size`` rows at a time).  Full-batch
-        Adam when the cells fit in one batch, mini-batches otherwise; at most
+        ``X`` may be dense or CSR (densified ``batch_size`` rows at a time; default: 8
+        million matrix entries per step, 256 to 4096 cells).  Full-batch Adam when the
+        cells fit in one batch, mini-batches otherwise; at most
         ``max_cells`` cells (a random subset) are used.  Adam from the independent
         per-gene model for a fixed number of steps is deliberate: an exact penalised
         maximum-likelihood fit (Newton's method, ridge 1 to 300) was tried and gave
@@ -69,6 +70,8 @@ class HurdleDecoder(nn.Module):
         against 0.70): the detection probabilities become too confident.
         """
         n = X.shape[0]
+        if batch_size is None:
+            batch_size = int(np.clip(8_000_000 // max(1, X.shape[1]), 256, 4096))
         gen = torch.Generator().manual_seed(int(seed))
         if n > max_cells:
             keep = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
