@@ -84,9 +84,15 @@ def test_analytics_off_in_the_repository_config():
 def test_all_datasets_pipeline_covers_every_shared_dataset():
     spec = _load(REPO / "all-datasets" / "dvc.yaml")
     datasets = _load(REPO / "params.yaml")["all_datasets"]["datasets"]
-    assert set(spec["stages"]) == {*STAGES, "summary"}
+    assert set(spec["stages"]) == {*STAGES, "summary", "paper"}
+    # the paper report (issue 4) reads the four datasets of the paper's comparison
+    paper = spec["stages"]["paper"]
+    assert paper["cmd"].startswith("python -m lshgan.paper --out reports/paper")
+    assert [next(iter(o)) for o in paper["outs"]] == ["reports/paper"]
+    for name in ("yan", "pollen", "klein_subset", "pbmc_sorted_zheng"):
+        assert f"${{all_datasets.datasets.{name}.source}}" in paper["deps"]
     for name, stage in spec["stages"].items():
-        if name != "summary":
+        if name not in ("summary", "paper"):
             assert stage["foreach"] == "${all_datasets.datasets}"
             assert _param_roots(stage["do"]) <= _sections_read(REPO / "stages" / f"{name}.py") | {"all_datasets"}
     for item in datasets.values():
