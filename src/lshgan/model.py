@@ -160,7 +160,8 @@ class LSHGAN:
 
     def __init__(self, adata: ad.AnnData, *, label_key: str | None = None,
                  config: ModelConfig | None = None, **overrides):
-        config = config or ModelConfig()
+        # a copy: training resolves n_latent (and labels decide conditional) on it
+        config = ModelConfig(**asdict(config)) if config is not None else ModelConfig()
         if overrides:
             valid = {f.name for f in fields(ModelConfig)}
             unknown = set(overrides) - valid
