@@ -406,6 +406,7 @@ class LSHGAN:
         # the zero-inflated head samples detection noise from torch's global generator
         try:
             cuda = [device.index or 0] if device.type == "cuda" else []
+            decoder = None if self._decoder is None else self._decoder.to(device)
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 torch.manual_seed(int(seed))
                 for start in range(0, n_cells, batch_size):
@@ -413,8 +414,8 @@ class LSHGAN:
                     yy = None if y is None else y[start:stop].to(device)
                     z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
                     x = G(z, yy)
-                    if self._decoder is not None:
-                        x = self._decoder.to(device)(x)
+                    if decoder is not None:
+                        x = decoder(x)
                     out.append(x.cpu().numpy())
         finally:
             G.train(was_training)

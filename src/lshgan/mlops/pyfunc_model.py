@@ -221,16 +221,21 @@ def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
     return requests
 
 
-def generate_columns_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
-    """The ``columns`` response: one row per cell, one float32 column per gene, ``cell_type``."""
+def _generated(model, requests: list[CellRequest]):
+    """The generated AnnData of each request, in order; a model error becomes a 400."""
     from lshgan.errors import LSHGANError
 
-    blocks, types = [], []
     for req in requests:
         try:
-            cells = model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed)
+            yield model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed)
         except LSHGANError as err:
             raise bad_request(str(err)) from None
+
+
+def generate_columns_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
+    """The ``columns`` response: one row per cell, one float32 column per gene, ``cell_type``."""
+    blocks, types = [], []
+    for cells in _generated(model, requests):
         blocks.append(np.asarray(cells.X, dtype=np.float32))
         types.append(cells.obs["cell_type"].astype(str).to_numpy())
     frame = pd.DataFrame(np.concatenate(blocks), columns=list(model.var_names))
@@ -272,15 +277,9 @@ def generate_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
 
 def generate_npz_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
     """The ``npz`` response: one row per request with the columns :data:`NPZ_COLUMNS`."""
-    from lshgan.errors import LSHGANError
-
     fingerprint = genes_sha1(model.var_names)
     rows = []
-    for req in requests:
-        try:
-            cells = model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed)
-        except LSHGANError as err:
-            raise bad_request(str(err)) from None
+    for req, cells in zip(requests, _generated(model, requests)):
         rows.append((req.n_cells, json.dumps(cells.obs["cell_type"].astype(str).tolist()),
                      fingerprint, encode_npz(cells.X)))
     return pd.DataFrame(rows, columns=list(NPZ_COLUMNS))

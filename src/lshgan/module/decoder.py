@@ -45,7 +45,7 @@ class HurdleDecoder(nn.Module):
     Examples
     --------
     >>> dec = HurdleDecoder(8, 100).fit(latent, X)          # doctest: +SKIP
-    >>> cells = dec.sample(torch.randn(5, 8))                # doctest: +SKIP
+    >>> cells = dec(torch.randn(5, 8))                       # doctest: +SKIP
     """
 
     def __init__(self, n_latent: int, n_genes: int):
@@ -135,4 +135,3 @@ class HurdleDecoder(nn.Module):
         value = self.level(latent) + self.sigma * torch.randn_like(p)
         return torch.where(detected, torch.maximum(value, self.floor), torch.zeros_like(p))
 
-    sample = forward
