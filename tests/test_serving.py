@@ -18,6 +18,7 @@ for _var, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
     os.environ.setdefault(_var, _value)
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("mlflow")
@@ -161,6 +162,23 @@ def test_augment_through_the_endpoint(server):
     out = augment(server, real, ratio=1.5, seed=0)
     assert out.n_obs == 60 and int(out.obs["synthetic"].sum()) == 40
     assert out.X.dtype == np.float32 and list(out.var_names) == list(real.var_names)
+
+
+def test_endpoint_client_uses_npz_and_matches_columns(server):
+    """augment's HTTP client asks in npz; the cells are those of a columns answer."""
+    import pandas as pd
+
+    from lshgan.mlops.augment import EndpointGenerator
+
+    client = EndpointGenerator(server)
+    request = pd.DataFrame({"n_cells": [7, 5], "cell_type": [TYPES[0], TYPES[1]], "seed": [3, 4]})
+    cells = client.generate(request)
+    assert client.encoding == "npz" and sp.issparse(cells.X)
+    plain = EndpointGenerator(server, encoding="columns").generate(request)
+    assert not sp.issparse(plain.X)
+    np.testing.assert_array_equal(cells.X.toarray(), plain.X)
+    assert list(cells.obs["cell_type"]) == list(plain.obs["cell_type"]) == [TYPES[0]] * 7 + [TYPES[1]] * 5
+    assert list(cells.var_names) == list(plain.var_names) == client.var_names
 
 
 def test_augment_with_the_registry_uri(registered, tmp_path):

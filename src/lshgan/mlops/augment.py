@@ -100,32 +100,64 @@ class PyfuncGenerator:
 
 
 class EndpointGenerator:
-    """A model served by ``mlflow models serve`` (``POST <url>/invocations``)."""
+    """A model served by ``mlflow models serve`` (``POST <url>/invocations``).
 
-    def __init__(self, url: str, timeout: float = 600.0):
+    Cells travel in the ``npz`` encoding (float32 CSR, about 18x smaller and 38x faster
+    than JSON columns at 20k genes; see :mod:`lshgan.mlops.pyfunc_model`); the model's
+    genes are asked for once, on first use.  A server whose model predates ``npz``
+    (it answers 400 to the ``encoding`` column) is asked in ``columns`` instead.
+    """
+
+    def __init__(self, url: str, timeout: float = 600.0, encoding: str = "npz"):
         url = url.rstrip("/")
         self.url = url if url.endswith("/invocations") else url + "/invocations"
         self.timeout = timeout
+        self.encoding = encoding
         self.cell_types = None
         self.label_key = None
-        self.var_names = None  # known from the first answer
+        self._genes: list[str] | None = None
+
+    @property
+    def var_names(self) -> list[str]:
+        """The served model's genes, in order (one small request, then remembered)."""
+        if self._genes is None:
+            answer = self._post({"dataframe_split": {"columns": ["n_cells"], "data": [[1]]}})
+            from .pyfunc_model import frame_to_anndata
+
+            self._genes = list(frame_to_anndata(answer).var_names)
+        return self._genes
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from .pyfunc_model import frame_to_anndata
 
-        body = {"dataframe_split": {"columns": list(requests.columns),
-                                    "data": requests.astype(object).where(requests.notna(), None)
-                                    .values.tolist()}}
+        if self.encoding == "npz":
+            genes = self.var_names
+            try:
+                return frame_to_anndata(self._post(_split(requests.assign(encoding="npz"))),
+                                        genes=genes)
+            except ParameterError as err:
+                if "HTTP 400" not in str(err) or "encoding" not in str(err):
+                    raise
+                self.encoding = "columns"  # an older model: it has no npz encoding
+        return frame_to_anndata(self._post(_split(requests)))
+
+    def _post(self, body: dict):
         req = urllib.request.Request(self.url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                answer = json.loads(resp.read())
+                return json.loads(resp.read())
         except urllib.error.HTTPError as err:
             raise ParameterError(f"{self.url}: HTTP {err.code}: {_server_message(err)}") from None
         except (urllib.error.URLError, OSError) as err:
             raise ParameterError(f"{self.url}: cannot reach the server ({err})") from None
-        return frame_to_anndata(answer)
+
+
+def _split(requests: pd.DataFrame) -> dict:
+    """``requests`` as MLflow's ``dataframe_split`` JSON body (missing values as null)."""
+    return {"dataframe_split": {"columns": list(requests.columns),
+                                "data": requests.astype(object).where(requests.notna(), None)
+                                .values.tolist()}}
 
 
 def open_generator(model: str | os.PathLike) -> Generator:
@@ -221,6 +253,8 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
         synth.obs[label_key] = synth.obs["cell_type"].astype(str)
     if sp.issparse(adata.X):
         synth.X = sp.csr_matrix(synth.X)
+    elif sp.issparse(synth.X):  # npz answers are sparse; keep the real data's layout
+        synth.X = synth.X.toarray()
     for layer in real.layers:
         if layer == "normalized":  # the linear scale that lshgan.preprocess keeps
             synth.layers[layer] = np.exp2(np.asarray(synth.X.toarray() if sp.issparse(synth.X)
