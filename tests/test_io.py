@@ -103,3 +103,15 @@ def test_writes_are_atomic_and_never_clobber(tmp_path):
             raise RuntimeError("crash mid-write")
     assert not (tmp_path / "partial.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["o.h5ad"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """The temporary file is private (0600); the result is readable like any written file."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        out = write_h5ad(ad.AnnData(X=np.ones((2, 2), np.float32)), tmp_path / "m.h5ad")
+        assert out.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

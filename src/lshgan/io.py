@@ -407,10 +407,18 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
         yield tmp
         if not force and path.exists():
             raise OutputExistsError(f"{path}: appeared while writing; not overwritten")
+        if tmp.is_file():  # mkstemp makes it 0600: give it the mode a plain open() would
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike, *, force: bool = False) -> Path:
