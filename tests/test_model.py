@@ -46,6 +46,17 @@ def test_same_seed_same_cells(trained):
     assert not np.array_equal(a.X, trained.generate(20, seed=8).X)
 
 
+def test_generation_in_batches_fills_every_row_once(trained):
+    t = trained.cell_types[0]
+    whole = trained.generate(35, cell_type=t, seed=3, batch_size=10)  # batches 10, 10, 10, 5
+    first = trained.generate(10, cell_type=t, seed=3, batch_size=10)
+    np.testing.assert_array_equal(whole.X[:10], first.X)  # the first batch, in place
+    rows = {whole.X[i].tobytes() for i in range(35)}
+    assert len(rows) == 35 and np.isfinite(whole.X).all()  # no batch repeated, none left empty
+    with pytest.raises(ParameterError, match="batch_size"):
+        trained.generate(5, batch_size=0)
+
+
 def test_save_load_round_trip_and_gene_check(trained, synthetic_adata_module, tmp_path):
     path = trained.save(tmp_path / "m")
     with pytest.raises(OutputExistsError):

@@ -368,7 +368,7 @@ class LSHGAN:
 
     # ------------------------------------------------------------------ generation
     def generate(self, n_cells: int, cell_type: str | Sequence[str] | None = None, *,
-                 seed: int = 0, batch_size: int = 8192) -> ad.AnnData:
+                 seed: int = 0, batch_size: int | None = None) -> ad.AnnData:
         """Generate ``n_cells`` new cells on the ``log2(1+x)`` scale.
 
         Parameters
@@ -379,7 +379,10 @@ class LSHGAN:
             A type (all cells of it), a sequence of ``n_cells`` types, or ``None``: types
             drawn in training proportions (conditional model) / unlabelled.
         seed
-            Same seed, same cells.
+            Same seed (and ``batch_size``), same cells.
+        batch_size
+            Cells per forward pass; ``None``: 8192, fewer when a batch would hold more
+            than 2^24 values (1 GB of decoder temporaries at 20,000 genes otherwise).
 
         Returns
         -------
@@ -391,15 +394,18 @@ class LSHGAN:
         return self._generate_with(self._G, n_cells, cell_type, seed=seed, batch_size=batch_size)
 
     def _generate_with(self, G: torch.nn.Module, n_cells: int, cell_type, *, seed: int = 0,
-                       batch_size: int = 8192) -> ad.AnnData:
+                       batch_size: int | None = None) -> ad.AnnData:
         """:meth:`generate` with generator ``G`` (the averaged one, or a live one in training).
 
         Torch's global random state is forked, so sampling never disturbs a training run.
         """
         n_cells = check_positive_int("n_cells", n_cells)
+        if batch_size is None:
+            batch_size = min(8192, max(256, 2**24 // max(1, len(self.var_names))))
+        batch_size = check_positive_int("batch_size", batch_size)
         gen = torch.Generator().manual_seed(int(seed))
         y = self._labels_for(n_cells, cell_type, gen)
-        out = []
+        X = np.empty((n_cells, len(self.var_names)), dtype=np.float32)  # filled batch by batch
         was_training = G.training
         G.eval()
         device = next(G.parameters()).device
@@ -416,10 +422,9 @@ class LSHGAN:
                     x = G(z, yy)
                     if decoder is not None:
                         x = decoder(x)
-                    out.append(x.cpu().numpy())
+                    X[start:stop] = x.cpu().numpy()
         finally:
             G.train(was_training)
-        X = np.concatenate(out).astype(np.float32)
         if y is not None:
             types = np.asarray(self.cell_types, dtype=object)[y.numpy()]
         elif isinstance(cell_type, str):
