@@ -1,7 +1,8 @@
 """Budgets of the reproduction (full and quick) and the published numbers shown beside ours.
 
 The paper trained for 10000-25000 epochs on a GPU; the full report here must finish on two
-CPU cores in well under an hour, so every budget is scaled down and the tables say so.
+CPU cores in hours (96 minutes with one generator seed and two ACTIVA seeds), so every
+budget is scaled down and the tables say so.
 Every GAN gets the same number of **discriminator updates** (``critic_updates``), whatever
 the dataset size; its generator updates are that divided by its critic updates per
 generator update (1 for LSH-GAN's hinge loss, 5 for WGAN-GP's scGAN/cscGAN), which makes
