@@ -323,6 +323,12 @@ def test_augment_refuses_other_genes_and_raw_counts(model_dir):
         augment(model_dir, counts)
     with pytest.raises(ParameterError, match="not a model folder"):
         augment("no/such/model", real)
+    with pytest.raises(ParameterError, match="cannot reach the server"):
+        augment("http://127.0.0.1:9", tiny_cells(n_cells=20))  # nothing listens on port 9
+    from lshgan.mlops.augment import EndpointGenerator
+
+    with pytest.raises(ParameterError, match="encoding must be one of columns, npz"):
+        EndpointGenerator("http://127.0.0.1:9", encoding="json")
 
 
 def test_sample_from_a_folder(model_dir):

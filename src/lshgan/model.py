@@ -382,7 +382,8 @@ class LSHGAN:
             Same seed (and ``batch_size``), same cells.
         batch_size
             Cells per forward pass; ``None``: 8192, fewer when a batch would hold more
-            than 2^24 values (1 GB of decoder temporaries at 20,000 genes otherwise).
+            than 2^24 values (at 20,000 genes, 838 cells: 8192 cells would make 655 MB
+            output blocks and several times that in decoder temporaries).
 
         Returns
         -------

@@ -109,6 +109,10 @@ class EndpointGenerator:
     """
 
     def __init__(self, url: str, timeout: float = 600.0, encoding: str = "npz"):
+        from .pyfunc_model import ENCODINGS
+
+        if encoding not in ENCODINGS:
+            raise ParameterError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
         url = url.rstrip("/")
         self.url = url if url.endswith("/invocations") else url + "/invocations"
         self.timeout = timeout
