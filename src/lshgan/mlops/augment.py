@@ -21,7 +21,6 @@ import math
 import os
 import sys
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Protocol
 
@@ -104,17 +103,16 @@ class EndpointGenerator:
 
     Cells travel in the ``npz`` encoding (float32 CSR, about 18x smaller and 38x faster
     than JSON columns at 20k genes; see :mod:`lshgan.mlops.pyfunc_model`); the model's
-    genes are asked for once, on first use.  A server whose model predates ``npz``
-    (it answers 400 to the ``encoding`` column) is asked in ``columns`` instead.
+    genes are asked for once, on first use.  A model logged before ``npz`` existed
+    ignores the ``encoding`` column and answers in ``columns``, which is read as well.
     """
 
     def __init__(self, url: str, timeout: float = 600.0, encoding: str = "npz"):
-        from .pyfunc_model import ENCODINGS
+        from .pyfunc_model import ENCODINGS, invocations_url
 
         if encoding not in ENCODINGS:
             raise ParameterError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
-        url = url.rstrip("/")
-        self.url = url if url.endswith("/invocations") else url + "/invocations"
+        self.url = invocations_url(url)
         self.timeout = timeout
         self.encoding = encoding
         self.cell_types = None
@@ -125,32 +123,25 @@ class EndpointGenerator:
     def var_names(self) -> list[str]:
         """The served model's genes, in order (one small request, then remembered)."""
         if self._genes is None:
-            answer = self._post({"dataframe_split": {"columns": ["n_cells"], "data": [[1]]}})
-            from .pyfunc_model import frame_to_anndata
+            from .pyfunc_model import fetch_genes
 
-            self._genes = list(frame_to_anndata(answer).var_names)
+            self._genes = self._call(fetch_genes, self.url, timeout=self.timeout)
         return self._genes
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
-        from .pyfunc_model import frame_to_anndata
+        from .pyfunc_model import frame_to_anndata, post_invocations
 
         if self.encoding == "npz":
-            genes = self.var_names
-            try:
-                return frame_to_anndata(self._post(_split(requests.assign(encoding="npz"))),
-                                        genes=genes)
-            except ParameterError as err:
-                if "HTTP 400" not in str(err) or "encoding" not in str(err):
-                    raise
-                self.encoding = "columns"  # an older model: it has no npz encoding
-        return frame_to_anndata(self._post(_split(requests)))
+            body, genes = _split(requests.assign(encoding="npz")), self.var_names
+        else:
+            body, genes = _split(requests), None
+        return frame_to_anndata(self._call(post_invocations, self.url, body, timeout=self.timeout),
+                                genes=genes)
 
-    def _post(self, body: dict):
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    def _call(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` with HTTP and network errors as one :class:`ParameterError`."""
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+            return fn(*args, **kwargs)
         except urllib.error.HTTPError as err:
             raise ParameterError(f"{self.url}: HTTP {err.code}: {_server_message(err)}") from None
         except (urllib.error.URLError, OSError) as err:

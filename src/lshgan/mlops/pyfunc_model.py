@@ -361,19 +361,31 @@ def _npz_to_anndata(frame, genes: list[str] | None) -> ad.AnnData:
     return _cells(X, np.asarray(types, dtype=object), genes)
 
 
+def invocations_url(url: str) -> str:
+    """``url`` (a server root or its ``/invocations``) as the scoring endpoint."""
+    url = url.rstrip("/")
+    return url if url.endswith("/invocations") else url + "/invocations"
+
+
+def post_invocations(url: str, body: dict, *, timeout: float = 120.0):
+    """POST ``body`` as JSON to the scoring endpoint of ``url``; the decoded JSON answer.
+
+    Raises urllib's errors (``HTTPError`` for 4xx/5xx, ``URLError`` when unreachable).
+    """
+    import urllib.request
+
+    req = urllib.request.Request(invocations_url(url), data=json.dumps(body).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
 def fetch_genes(url: str, *, timeout: float = 120.0) -> list[str]:
     """The genes (in order) of the model served at ``url``: the columns of a one-cell
     ``columns`` answer (about 20 bytes per gene; ask once per model, then use ``npz``)."""
-    import urllib.request
-
-    url = url.rstrip("/")
-    url = url if url.endswith("/invocations") else url + "/invocations"
-    body = json.dumps({"dataframe_split": {"columns": ["n_cells", "encoding"],
-                                           "data": [[1, "columns"]]}}).encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        rows = json.loads(resp.read())["predictions"]
+    rows = post_invocations(url, {"dataframe_split": {"columns": ["n_cells", "encoding"],
+                                                      "data": [[1, "columns"]]}},
+                            timeout=timeout)["predictions"]
     return [g for g in rows[0] if g != CELL_TYPE_COLUMN]
 
 
