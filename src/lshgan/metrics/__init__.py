@@ -38,8 +38,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
-from .errors import GeneMismatchError, ParameterError, check_positive_int
-from .references import REFERENCES, fit_pca, project
+from ..errors import GeneMismatchError, ParameterError, check_positive_int
+from ..references import REFERENCES, fit_pca, project
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
 METRIC_KEYS = ("rf_auc", "rf_auc_std", "wasserstein_genes", "wasserstein_pca", "dcr",
