@@ -200,7 +200,8 @@ def cli(capsys):
 
 
 def assert_one_error_line(code, err, *words):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    """Exit 2 and one ``error:`` line (``info:`` lines of the steps before it aside)."""
+    lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("info: ")]
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err

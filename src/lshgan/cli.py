@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -34,16 +35,30 @@ EXIT_USER_ERROR = 2
 
 # --------------------------------------------------------------------------- helpers
 def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
-    from .preprocess import PreprocessConfig
+    from .datakind import KINDS, PAPER_MIN_CELLS_FRAC, PAPER_MIN_COUNT, PAPER_MIN_GENES
 
-    d = PreprocessConfig()
-    g = p.add_argument_group("preprocessing (the paper's thresholds are the defaults, except min-genes)")
-    g.add_argument("--min-genes", type=int, default=d.min_genes,
-                   help=f"keep cells with more than this many expressed genes (default {d.min_genes}; paper 1000)")
-    g.add_argument("--min-count", type=float, default=d.min_count,
-                   help=f"a gene counts as expressed in a cell above this value (default {d.min_count:g})")
-    g.add_argument("--min-cells-frac", type=float, default=d.min_cells_frac,
-                   help=f"keep genes expressed in at least this fraction of cells (default {d.min_cells_frac:g})")
+    g = p.add_argument_group(
+        "preprocessing (thresholds not given follow the kind of data, detected or --data-kind: "
+        "the paper's gene filter for read counts, non-zero and depth-aware filters for UMI "
+        "counts, no count threshold for continuous or log-normalised values)")
+    g.add_argument("--data-kind", choices=["auto", *KINDS], default="auto",
+                   help="what the values are (default auto: detected from the values)")
+    g.add_argument("--layer", default=None,
+                   help="read the values from this layer of the .h5ad instead of .X (e.g. counts)")
+    g.add_argument("--paper-preprocessing", action="store_true",
+                   help=f"the paper's thresholds: --min-genes {PAPER_MIN_GENES} --min-count "
+                        f"{PAPER_MIN_COUNT:g} --min-cells-frac {PAPER_MIN_CELLS_FRAC:g} (flags given "
+                        "as well override them)")
+    g.add_argument("--min-genes", type=int, default=None,
+                   help="keep cells with more than this many expressed genes (default: min(200, a "
+                        f"quarter of the median cell's); paper {PAPER_MIN_GENES})")
+    g.add_argument("--min-count", type=float, default=None,
+                   help=f"a gene counts as expressed in a cell above this value (default: "
+                        f"{PAPER_MIN_COUNT:g} for read counts, 0 otherwise)")
+    g.add_argument("--min-cells-frac", type=float, default=None,
+                   help=f"keep genes expressed in at least this fraction of cells (default: "
+                        f"{PAPER_MIN_CELLS_FRAC:g} for read counts and continuous values, 1%% or 10 cells "
+                        "for UMI counts and log-normalised values)")
     g.add_argument("--target-sum", type=float, default=None,
                    help="library size after normalisation (default: median library size)")
     g.add_argument("--n-top-genes", type=int, default=None,
@@ -53,9 +68,11 @@ def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
 def _preprocess_config(args):
     from .preprocess import PreprocessConfig
 
-    return PreprocessConfig(min_genes=args.min_genes, min_count=args.min_count,
-                            min_cells_frac=args.min_cells_frac, target_sum=args.target_sum,
-                            n_top_genes=args.n_top_genes)
+    given = {name: getattr(args, name) for name in ("min_genes", "min_count", "min_cells_frac")
+             if getattr(args, name) is not None}
+    make = PreprocessConfig.paper if args.paper_preprocessing else PreprocessConfig
+    return make(**given, target_sum=args.target_sum, n_top_genes=args.n_top_genes,
+                data_kind=args.data_kind, layer=args.layer)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -135,10 +152,10 @@ def model_and_train_configs(args):
     return model, tc
 
 
-def _read(path, label_key=None):
+def _read(path, label_key=None, layer=None):
     from .io import read_dataset
 
-    return read_dataset(path, label_key=label_key)
+    return read_dataset(path, label_key=label_key, layer=layer)
 
 
 def load_model(path, adata=None):
@@ -185,8 +202,9 @@ def cmd_preprocess(args) -> int:
 
     check_writable(args.output, force=args.force)
     with output_lock(args.output):
-        adata = _read(args.input, args.label_key)
-        out, _ = preprocess(adata, _preprocess_config(args), name=str(args.input))
+        config = _preprocess_config(args)
+        adata = _read(args.input, args.label_key, config.layer)
+        out, _ = preprocess(adata, config, name=str(args.input))
         write_h5ad(out, args.output, force=args.force)
     _say(f"preprocessed {adata.n_obs} x {adata.n_vars} -> {out.n_obs} cells x {out.n_vars} genes: {args.output}")
     return 0
@@ -399,8 +417,9 @@ def _run_into(args, out: Path) -> int:
     from .io import check_training_cells, write_h5ad
     from .preprocess import preprocess
 
-    adata = _read(args.input, args.label_key)
-    pp, _ = preprocess(adata, _preprocess_config(args), name=str(args.input))
+    config = _preprocess_config(args)
+    adata = _read(args.input, args.label_key, config.layer)
+    pp, _ = preprocess(adata, config, name=str(args.input))
     train, test = split_cells(pp, name=str(args.input), test_size=0.2, label_key=args.label_key,
                               seed=args.seed)
     model_cfg, _ = model_and_train_configs(args)  # parameters checked before anything is written
@@ -513,9 +532,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _InfoLines(logging.Handler):
+    """INFO records of the ``lshgan`` loggers as ``info: ...`` lines on (the current) stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"info: {record.getMessage()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _info_lines():
+    """Print what the ``lshgan`` loggers say at INFO while inside (once, if nested)."""
+    logger = logging.getLogger("lshgan")
+    if any(isinstance(h, _InfoLines) for h in logger.handlers):
+        yield
+        return
+    handler, level = _InfoLines(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @contextlib.contextmanager
 def user_warnings():
-    """Show :class:`~lshgan.errors.DataWarning` as one ``warning: ...`` line (no source line)."""
+    """Show :class:`~lshgan.errors.DataWarning` as one ``warning: ...`` line (no source line),
+    and what lshgan logs at INFO (the detected kind of data and the filter report of
+    :func:`lshgan.preprocess`) as ``info: ...`` lines."""
     import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -524,7 +569,7 @@ def user_warnings():
         else:
             default_show(message, category, filename, lineno, file, line)
 
-    with warnings.catch_warnings():
+    with _info_lines(), warnings.catch_warnings():
         default_show = warnings.showwarning
         warnings.showwarning = show
         warnings.simplefilter("always", DataWarning)

@@ -62,6 +62,7 @@ def read_dataset(
     *,
     label_key: str | None = None,
     transpose: bool = False,
+    layer: str | None = None,
 ) -> ad.AnnData:
     """Read a cells x genes dataset and check that it is usable.
 
@@ -76,6 +77,9 @@ def read_dataset(
         Column of ``.obs`` holding cell types; it must exist.  Labels are stored as strings.
     transpose
         Text and ``.mtx`` files only: the file is genes x cells.
+    layer
+        Use ``.layers[layer]`` as the matrix (e.g. raw counts beside a scaled ``.X``): it
+        replaces ``.X`` before the checks, the layers stay as they are.
 
     Returns
     -------
@@ -97,7 +101,7 @@ def read_dataset(
         adata = load_embedded_default()
     else:
         adata = _read_file(Path(path), transpose=transpose)
-    adata.X = _as_float32_csr(adata.X, name)
+    adata.X = _as_float32_csr(matrix_of(adata, layer, name=name), name)
     if label_key is not None:
         if label_key not in adata.obs.columns:
             cols = ", ".join(map(str, adata.obs.columns)) or "none"
@@ -112,6 +116,17 @@ def read_dataset(
         adata.obs[label_key] = pd.Categorical(labels.astype(str))
     validate_matrix(adata, name=name)
     return adata
+
+
+def matrix_of(adata: ad.AnnData, layer: str | None = None, *, name: str = "data"):
+    """``adata.X``, or ``adata.layers[layer]`` (an :class:`InputDataError` naming the layers
+    there if it is missing)."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        have = ", ".join(map(str, adata.layers)) or "none"
+        raise InputDataError(f"{name}: no layer {layer!r} (layers: {have})")
+    return adata.layers[layer]
 
 
 def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
@@ -222,9 +237,11 @@ def validate_matrix(adata: ad.AnnData, *, name: str = "data") -> None:
         n_bad = int((~np.isfinite(data)).sum())
         raise InputDataError(f"{name}: {n_bad} NaN or infinite values in the matrix")
     if data.size and data.min() < 0:
+        layers = (f"; read counts or log-normalised values from a layer with --layer NAME "
+                  f"(layers here: {', '.join(map(str, adata.layers))})" if len(adata.layers) else "")
         raise InputDataError(
             f"{name}: negative values (min {data.min():.3g}); expected counts or "
-            "non-negative expression (e.g. RPKM/TPM), not scaled or centred data"
+            f"non-negative expression (e.g. RPKM/TPM), not scaled or centred data{layers}"
         )
     names = pd.Index(adata.var_names.astype(str))
     if (names.str.strip() == "").any() or names.isna().any():

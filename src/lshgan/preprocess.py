@@ -1,16 +1,25 @@
-"""Preprocessing as in the LSH-GAN paper, with every threshold a parameter.
+"""Preprocessing as in the LSH-GAN paper, with thresholds that follow the kind of data.
 
 Steps (Lall et al. 2022, "Methods: preprocessing"):
 
 1. keep cells with more than ``min_genes`` expressed (non-zero) genes (paper: 1000);
 2. keep genes whose value is above ``min_count`` (paper: 5) in at least ``min_cells_frac``
-   of the cells (paper: 10%);
+   of the cells (paper: 10%); cells left with no value in the kept genes are dropped too;
 3. library-size normalisation.  The paper used R's Linnorm, which is not available in
    Python; we use :func:`scanpy.pp.normalize_total` (each cell scaled to ``target_sum``,
    default the median library size of the kept cells).  This is a documented deviation;
 4. ``log2(1 + x)``;
 5. optionally, the ``n_top_genes`` most variable genes (:func:`scanpy.pp.highly_variable_genes`,
    ``flavor="seurat"`` on the log data, so it also works on non-count data such as Yan's RPKM).
+
+The kind of data is detected first (:func:`lshgan.datakind.detect_data_kind`: UMI counts,
+full-length read counts, continuous RPKM/TPM, or values already log-normalised) and every
+threshold left at ``None`` comes from it (:meth:`lshgan.datakind.DataKind.defaults`);
+log-normalised values skip steps 3 and 4.  Every run makes a :class:`FilterReport` (cells
+and genes in, removed by each filter, kept), stored in ``.uns['lshgan_preprocess']`` and
+logged (``lshgan.preprocess`` logger, INFO; the command line prints it); a filter that
+removes more than half of the cells or genes warns (:class:`~lshgan.errors.DataWarning`),
+and too few cells or genes left to train on is an :class:`~lshgan.errors.InputDataError`.
 
 The fitted :class:`Preprocessor` keeps the gene names and the ``target_sum`` so that
 generated cells (which live on the ``log2(1+x)`` scale) can be mapped back to the
@@ -19,60 +28,148 @@ normalised linear scale with :meth:`Preprocessor.inverse_transform`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputDataError, ParameterError, check_positive_float
+from .datakind import (PAPER_MIN_CELLS_FRAC, PAPER_MIN_COUNT, PAPER_MIN_GENES, DataKind, check_kind,
+                       detect_data_kind)
+from .errors import DataWarning, InputDataError, ParameterError, check_positive_float
+
+log = logging.getLogger(__name__)
+
+#: Fewest cells left after filtering: the 80/20 split leaves 16 to train on (LSH sampling
+#: needs more than k=5) and 4 to evaluate with; fewer cannot be learnt from or judged.
+MIN_CELLS_TO_TRAIN = 20
+#: Fewest genes left after filtering: the latent space has at least 8 dimensions (one PCA
+#: component per gene at most); below 10 genes no expression structure is left to learn.
+MIN_GENES_TO_TRAIN = 10
+#: The thresholds that ``None`` (or ``"auto"``) derives from the kind of data.
+AUTO_THRESHOLDS = ("min_genes", "min_count", "min_cells_frac")
 
 
 @dataclass
 class PreprocessConfig:
-    """Thresholds of :func:`preprocess`; the defaults are the paper's unless noted.
+    """Settings of :func:`preprocess`; ``None`` (or ``"auto"``) means "from the kind of data".
 
-    ``min_genes`` defaults to 200 rather than the paper's 1000 because droplet data (the
-    sorted PBMC set, the embedded PBMC 68k subset) and gene subsets (Klein: 900 genes) have
-    few cells with 1000 expressed genes; pass ``min_genes=1000`` for the paper's setting.
+    ``min_genes``, ``min_count`` and ``min_cells_frac`` left at ``None`` come from the kind
+    of data (:meth:`lshgan.datakind.DataKind.defaults`: the paper's gene filter for
+    full-length read counts, "expressed = non-zero" and depth-aware filters for UMI data,
+    no count threshold for continuous or log-normalised values); given values override.
+    ``data_kind``: one of :data:`lshgan.datakind.KINDS` to override the detection.
+    ``layer``: read the values from ``adata.layers[layer]`` instead of ``.X``.
+    :meth:`paper` gives the paper's exact thresholds.
     """
 
-    min_genes: int = 200
-    min_count: float = 5.0
-    min_cells_frac: float = 0.10
+    min_genes: int | None = None
+    min_count: float | None = None
+    min_cells_frac: float | None = None
     target_sum: float | None = None
     n_top_genes: int | None = None
+    data_kind: str | None = None
+    layer: str | None = None
 
     def __post_init__(self) -> None:
-        if int(self.min_genes) < 0:
+        for name in AUTO_THRESHOLDS:
+            if isinstance(getattr(self, name), str) and getattr(self, name).lower() == "auto":
+                setattr(self, name, None)
+        self.data_kind = check_kind(self.data_kind)
+        if self.min_genes is not None and int(self.min_genes) < 0:
             raise ParameterError(f"min_genes must be >= 0, got {self.min_genes}")
-        check_positive_float("min_count", self.min_count, allow_zero=True)
-        if not 0 <= float(self.min_cells_frac) <= 1:
+        if self.min_count is not None:
+            check_positive_float("min_count", self.min_count, allow_zero=True)
+        if self.min_cells_frac is not None and not 0 <= float(self.min_cells_frac) <= 1:
             raise ParameterError(f"min_cells_frac must be in [0, 1], got {self.min_cells_frac}")
         if self.target_sum is not None:
             check_positive_float("target_sum", self.target_sum)
         if self.n_top_genes is not None and int(self.n_top_genes) < 2:
             raise ParameterError(f"n_top_genes must be >= 2 or None, got {self.n_top_genes}")
 
+    @classmethod
+    def paper(cls, **overrides) -> "PreprocessConfig":
+        """The paper's thresholds: min_genes 1000, min_count 5, min_cells_frac 0.1."""
+        return cls(**{"min_genes": PAPER_MIN_GENES, "min_count": PAPER_MIN_COUNT,
+                      "min_cells_frac": PAPER_MIN_CELLS_FRAC, **overrides})
+
+    def resolve(self, kind: DataKind, n_cells: int) -> tuple["PreprocessConfig", tuple[str, ...]]:
+        """(this config with every automatic threshold set from ``kind``, their names)."""
+        defaults = kind.defaults(n_cells)
+        auto = tuple(name for name in AUTO_THRESHOLDS if getattr(self, name) is None)
+        resolved = replace(self, data_kind=kind.kind,
+                           **{name: defaults[name] for name in auto})
+        resolved.min_genes, resolved.min_count = int(resolved.min_genes), float(resolved.min_count)
+        resolved.min_cells_frac = float(resolved.min_cells_frac)
+        return resolved, auto
+
+
+@dataclass
+class FilterReport:
+    """Cells and genes in, removed by each filter, and kept, of one :func:`preprocess` run."""
+
+    name: str
+    data_kind: str
+    data_kind_source: str
+    min_genes: int
+    min_count: float
+    min_cells_frac: float
+    auto_thresholds: str
+    n_cells_in: int
+    n_genes_in: int
+    cells_removed_min_genes: int
+    cells_removed_empty: int
+    genes_removed_min_cells: int
+    genes_removed_n_top_genes: int
+    n_cells_out: int
+    n_genes_out: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: cells and genes in, removed by each filter, kept."""
+        empty = (f", {self.cells_removed_empty} left without any kept gene"
+                 if self.cells_removed_empty else "")
+        hvg = (f", {self.genes_removed_n_top_genes} not among the n_top_genes most variable"
+               if self.genes_removed_n_top_genes else "")
+        return (f"{self.name}: cells {self.n_cells_in} in, {self.cells_removed_min_genes} removed "
+                f"by min_genes={self.min_genes}{empty}, {self.n_cells_out} kept; genes "
+                f"{self.n_genes_in} in, {self.genes_removed_min_cells} removed by "
+                f"min_count={self.min_count:g} in min_cells_frac={self.min_cells_frac:.3g}{hvg}, "
+                f"{self.n_genes_out} kept")
+
 
 @dataclass
 class Preprocessor:
-    """What was fitted: the config, the kept genes and the normalisation target."""
+    """What was fitted: the config (thresholds resolved), the kept genes, the normalisation
+    target (NaN when log-normalised input was kept as it is) and the :class:`FilterReport`
+    as a dict."""
 
     config: PreprocessConfig = field(default_factory=PreprocessConfig)
     var_names: list[str] = field(default_factory=list)
     target_sum: float = 1e4
+    report: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"config": asdict(self.config), "var_names": list(self.var_names),
-                "target_sum": float(self.target_sum)}
+                "target_sum": float(self.target_sum), "report": dict(self.report)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessor":
-        return cls(PreprocessConfig(**d["config"]), list(d["var_names"]), float(d["target_sum"]))
+        known = {f.name for f in fields(PreprocessConfig)}
+        config = PreprocessConfig(**{k: v for k, v in d["config"].items() if k in known})
+        return cls(config, list(d["var_names"]), float(d["target_sum"]), dict(d.get("report", {})))
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Map ``log2(1+x)`` values back to the library-size-normalised linear scale."""
+        """Map ``log2(1+x)`` values back to the library-size-normalised linear scale.
+
+        For input that was already log-normalised (kept as it is), this is only right if
+        that input was ``log2(1+x)``.
+        """
         return np.exp2(np.asarray(X, dtype=np.float64)) - 1.0
 
 
@@ -84,71 +181,168 @@ def preprocess(
 ) -> tuple[ad.AnnData, Preprocessor]:
     """Filter, normalise and log-transform ``adata``; return a new AnnData and the fit.
 
-    The input is not modified.  The result has ``.X`` = ``log2(1 + normalised)`` as float32
-    (CSR when under 30% of the values are non-zero, dense otherwise), ``.layers['normalized']`` the linear normalised values, the kept genes in
-    ``.var_names``, ``.obs`` of the kept cells, and the config in ``.uns['lshgan_preprocess']``.
+    The input is not modified.  The kind of data is detected (or taken from
+    ``config.data_kind``) and logged, thresholds left at ``None`` follow it (see
+    :class:`PreprocessConfig`).  The result has ``.X`` = ``log2(1 + normalised)`` as float32
+    (CSR when under 30% of the values are non-zero, dense otherwise),
+    ``.layers['normalized']`` the linear normalised values, the kept genes in
+    ``.var_names``, ``.obs`` of the kept cells, and in ``.uns['lshgan_preprocess']`` the
+    resolved thresholds, the data kind and its evidence, and the :class:`FilterReport`
+    (``n_cells_in``, ``cells_removed_min_genes``, ..., ``n_genes_out``).  Log-normalised
+    input keeps its values (no ``normalized`` layer).
+
+    Warns (:class:`~lshgan.errors.DataWarning`) when a filter removes more than half of the
+    cells or genes.
 
     Raises
     ------
     InputDataError
-        If no cell or no gene passes a filter (the message names which threshold).
+        If fewer than :data:`MIN_CELLS_TO_TRAIN` cells or :data:`MIN_GENES_TO_TRAIN` genes
+        pass the filters (the message names the thresholds to lower), or if the values are
+        scaled (negative).
 
     Examples
     --------
     >>> from lshgan.io import read_dataset
-    >>> pp, fit = preprocess(read_dataset("pbmc68k_reduced"), PreprocessConfig(min_count=1))
+    >>> pp, fit = preprocess(read_dataset("pbmc68k_reduced"))
+    >>> fit.report["data_kind"], fit.report["n_cells_out"]
+    ('continuous', 700)
     """
     config = config or PreprocessConfig()
-    X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(adata.X)
-    n_expr = np.asarray((X > 0).sum(axis=1)).ravel()
-    cell_mask = n_expr > config.min_genes
-    if not cell_mask.any():
+    X = _values(adata, config.layer, name)
+    kind = detect_data_kind(X).with_kind(config.data_kind)
+    if kind.min_value < 0:
         raise InputDataError(
-            f"{name}: no cell has more than min_genes={config.min_genes} expressed genes "
-            f"(max {int(n_expr.max()) if n_expr.size else 0}); lower min_genes"
-        )
+            f"{name}: negative values (min {kind.min_value:.3g}): scaled or centred data cannot "
+            "be trained on; give log-normalised values or counts (e.g. a layer: --layer NAME)")
+    n_in = X.shape[0]
+    if n_in < MIN_CELLS_TO_TRAIN:
+        raise InputDataError(f"{name}: {n_in} cells; at least {MIN_CELLS_TO_TRAIN} are needed "
+                             "to train and evaluate a generator")
+    cfg, auto = config.resolve(kind, n_in)
+    how = ("library-size normalisation and log2(1+x)" if kind.normalizes
+           else "values kept as they are (no normalisation, no log)")
+    log.info(f"{name}: {kind.describe()}; min_genes={cfg.min_genes}, min_count={cfg.min_count:g}, "
+             f"min_cells_frac={cfg.min_cells_frac:.3g} ({_sources(auto)}); {how}")
+
+    n_expr = np.asarray((X > 0).sum(axis=1)).ravel()
+    cell_mask = n_expr > cfg.min_genes
+    removed_min_genes = int(n_in - cell_mask.sum())
+    _check_left(name, int(cell_mask.sum()), n_in, "cells",
+                f"have more than min_genes={cfg.min_genes} expressed genes (median "
+                f"{np.median(n_expr):g} per cell)", "lower --min-genes (min_genes)")
     Xc = X[cell_mask]
     n_cells = Xc.shape[0]
-    above = np.asarray((Xc > config.min_count).sum(axis=0)).ravel()
-    gene_mask = above >= np.ceil(config.min_cells_frac * n_cells)
-    gene_mask &= np.asarray(Xc.sum(axis=0)).ravel() > 0
-    if gene_mask.sum() < 2:
-        raise InputDataError(
-            f"{name}: {int(gene_mask.sum())} genes have a value above min_count={config.min_count} "
-            f"in at least min_cells_frac={config.min_cells_frac} of the {n_cells} cells; "
-            "lower min_count or min_cells_frac"
-        )
+    above = np.asarray((Xc > cfg.min_count).sum(axis=0)).ravel()
+    need = math.ceil(cfg.min_cells_frac * n_cells)
+    gene_mask = (above >= need) & (np.asarray((Xc != 0).sum(axis=0)).ravel() > 0)
+    gene_rule = (f"have a value above min_count={cfg.min_count:g} in at least "
+                 f"min_cells_frac={cfg.min_cells_frac:.3g} of the {n_cells} cells ({need} cells)")
+    _check_left(name, int(gene_mask.sum()), X.shape[1], "genes", gene_rule,
+                "lower --min-count or --min-cells-frac (min_count, min_cells_frac)")
     Xg = Xc[:, gene_mask].tocsr().astype(np.float64)
-    lib = np.asarray(Xg.sum(axis=1)).ravel()
-    if (lib <= 0).any():
-        n0 = int((lib <= 0).sum())
-        raise InputDataError(f"{name}: {n0} cells have no value in the kept genes")
-    target = float(config.target_sum) if config.target_sum else float(np.median(lib))
-    norm = sp.diags(target / lib) @ Xg  # sparse: zeros stay zeros
-    logx = norm.copy()
-    logx.data = np.log2(1.0 + logx.data)
-    density = norm.nnz / max(1, norm.shape[0] * norm.shape[1])
+    Xg.eliminate_zeros()
+    filled = np.diff(Xg.indptr) > 0
+    keep_cells = np.flatnonzero(cell_mask)[filled]
+    _check_left(name, int(filled.sum()), n_in, "cells",
+                f"have more than min_genes={cfg.min_genes} expressed genes and a value in the "
+                "kept genes", "lower --min-genes, --min-count or --min-cells-frac")
+    Xg = Xg[filled]
+
+    if kind.normalizes:
+        lib = np.asarray(Xg.sum(axis=1)).ravel()
+        target = float(cfg.target_sum) if cfg.target_sum else float(np.median(lib))
+        norm = sp.diags(target / lib) @ Xg  # sparse: zeros stay zeros
+        logx = norm.copy()
+        logx.data = np.log2(1.0 + logx.data)
+    else:
+        target, norm, logx = float("nan"), None, Xg
+    density = logx.nnz / max(1, logx.shape[0] * logx.shape[1])
     as_out = (lambda m: m.astype(np.float32).tocsr()) if density < 0.3 else (
         lambda m: m.toarray().astype(np.float32))
     var = adata.var.iloc[np.flatnonzero(gene_mask)].copy()
-    out = ad.AnnData(X=as_out(logx), obs=adata.obs.iloc[np.flatnonzero(cell_mask)].copy(), var=var)
-    out.layers["normalized"] = as_out(norm)
-    if config.n_top_genes is not None and config.n_top_genes < out.n_vars:
+    out = ad.AnnData(X=as_out(logx), obs=adata.obs.iloc[keep_cells].copy(), var=var)
+    if norm is not None:
+        out.layers["normalized"] = as_out(norm)
+    n_filtered = out.n_vars
+    if cfg.n_top_genes is not None and cfg.n_top_genes < out.n_vars:
         import scanpy as sc
 
         # scanpy's "seurat" flavour expects natural-log data; rescale a copy for ranking only.
         tmp = ad.AnnData(X=out.X * np.float32(np.log(2.0)))  # works for dense and CSR
         tmp.var_names = out.var_names
-        sc.pp.highly_variable_genes(tmp, n_top_genes=int(config.n_top_genes), flavor="seurat")
+        sc.pp.highly_variable_genes(tmp, n_top_genes=int(cfg.n_top_genes), flavor="seurat")
         out = out[:, tmp.var["highly_variable"].values].copy()
-    fit = Preprocessor(config=config, var_names=list(map(str, out.var_names)), target_sum=target)
+
+    report = FilterReport(
+        name=name, data_kind=kind.kind, data_kind_source=kind.source, min_genes=cfg.min_genes,
+        min_count=cfg.min_count, min_cells_frac=cfg.min_cells_frac,
+        auto_thresholds=",".join(auto) or "none", n_cells_in=int(n_in),
+        n_genes_in=int(X.shape[1]), cells_removed_min_genes=removed_min_genes,
+        cells_removed_empty=int((~filled).sum()),
+        genes_removed_min_cells=int(X.shape[1] - gene_mask.sum()),
+        genes_removed_n_top_genes=int(n_filtered - out.n_vars),
+        n_cells_out=int(out.n_obs), n_genes_out=int(out.n_vars))
+    log.info(report.summary())
+    _warn_if_most_removed(report, np.median(n_expr), need)
+    fit = Preprocessor(config=cfg, var_names=list(map(str, out.var_names)), target_sum=target,
+                       report=report.to_dict())
     out.uns["lshgan_preprocess"] = {
-        "min_genes": config.min_genes, "min_count": config.min_count,
-        "min_cells_frac": config.min_cells_frac, "target_sum": target,
-        "n_top_genes": config.n_top_genes if config.n_top_genes is not None else "none",
-        "n_cells_in": int(adata.n_obs), "n_genes_in": int(adata.n_vars),
+        **report.to_dict(),
+        "target_sum": target if kind.normalizes else "none (log-normalised input kept)",
+        "n_top_genes": cfg.n_top_genes if cfg.n_top_genes is not None else "none",
+        "layer": cfg.layer if cfg.layer is not None else "X",
+        "normalization": how,
+        "data_kind_evidence": kind.evidence(),
     }
     return out, fit
+
+
+def _values(adata: ad.AnnData, layer: str | None, name: str) -> sp.csr_matrix:
+    """``.X`` or ``.layers[layer]`` as CSR."""
+    from .io import matrix_of
+
+    M = matrix_of(adata, layer, name=name)
+    return M.tocsr() if sp.issparse(M) else sp.csr_matrix(np.asarray(M))
+
+
+def _sources(auto: tuple[str, ...]) -> str:
+    if len(auto) == len(AUTO_THRESHOLDS):
+        return "all from the data kind"
+    if not auto:
+        return "all given"
+    return f"{', '.join(auto)} from the data kind, the rest given"
+
+
+def _check_left(name: str, left: int, n_in: int, what: str, rule: str, fix: str) -> None:
+    """Refuse when fewer cells or genes than training needs pass a filter."""
+    need = MIN_CELLS_TO_TRAIN if what == "cells" else MIN_GENES_TO_TRAIN
+    if left < need:
+        raise InputDataError(
+            f"{name}: only {left} of {n_in} {what} {rule}; at least {need} are needed to "
+            f"train a generator: {fix}")
+
+
+def _warn_if_most_removed(report: FilterReport, median_genes: float, need: int) -> None:
+    r = report
+    cells_lost = r.cells_removed_min_genes + r.cells_removed_empty
+    if cells_lost * 2 > r.n_cells_in:
+        empty = (f" ({r.cells_removed_empty} of them had no value in the kept genes)"
+                 if r.cells_removed_empty else "")
+        warnings.warn(
+            f"{r.name}: preprocessing removed {cells_lost} of {r.n_cells_in} cells "
+            f"({cells_lost / r.n_cells_in:.0%}){empty}: kept cells need more than "
+            f"min_genes={r.min_genes} expressed genes (the median cell has {median_genes:g}; "
+            f"data kind {r.data_kind}); lower --min-genes (min_genes) to keep more",
+            DataWarning, stacklevel=3)
+    if r.genes_removed_min_cells * 2 > r.n_genes_in:
+        warnings.warn(
+            f"{r.name}: the gene filter removed {r.genes_removed_min_cells} of {r.n_genes_in} "
+            f"genes ({r.genes_removed_min_cells / r.n_genes_in:.0%}): kept genes need a value "
+            f"above min_count={r.min_count:g} in at least min_cells_frac={r.min_cells_frac:.3g} "
+            f"of the cells ({need} cells; data kind {r.data_kind}); lower --min-count or "
+            "--min-cells-frac (min_count, min_cells_frac) to keep more",
+            DataWarning, stacklevel=3)
 
 
 def stratified_split(

@@ -57,7 +57,7 @@ def prepare(path: str | os.PathLike, *, n_genes: int, label_key: str = "cell_typ
     """Read ``path``, preprocess to ``n_genes`` genes (dense), split 80/20 by type (seed 0)."""
     name = name or Path(str(path)).name.split(".")[0]
     raw = read_dataset(path, label_key=label_key)
-    config = PreprocessConfig(min_genes=min(200, raw.n_vars // 5), min_count=0.0,
+    config = PreprocessConfig(min_genes=min(200, raw.n_vars // 5), min_count=0.0, min_cells_frac=0.10,
                               n_top_genes=n_genes)
     pp, _ = preprocess(raw, config, name=name)
     if sp.issparse(pp.X):
