@@ -37,10 +37,7 @@ EXIT_USER_ERROR = 2
 def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
     from .datakind import KINDS, PAPER_MIN_CELLS_FRAC, PAPER_MIN_COUNT, PAPER_MIN_GENES
 
-    g = p.add_argument_group(
-        "preprocessing (thresholds not given follow the kind of data, detected or --data-kind: "
-        "the paper's gene filter for read counts, non-zero and depth-aware filters for UMI "
-        "counts, no count threshold for continuous or log-normalised values)")
+    g = p.add_argument_group("preprocessing (a threshold not given follows the kind of data)")
     g.add_argument("--data-kind", choices=["auto", *KINDS], default="auto",
                    help="what the values are (default auto: detected from the values)")
     g.add_argument("--layer", default=None,
