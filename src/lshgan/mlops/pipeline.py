@@ -67,10 +67,13 @@ def load_params(section: str, *, path: str | os.PathLike = PARAMS_FILE,
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     """``["epochs=5", "g_hidden=[64,64]"]`` -> ``{"epochs": 5, "g_hidden": [64, 64]}`` (YAML values).
 
+    ``None`` (what DVC writes for a ``null`` of params.yaml in ``-S key=${item.key}``) is
+    ``None``, like YAML's ``null`` and ``~``.
+
     Examples
     --------
-    >>> parse_assignments(["epochs=5", "lr=1e-3", "device=cpu"])
-    {'epochs': 5, 'lr': 0.001, 'device': 'cpu'}
+    >>> parse_assignments(["epochs=5", "lr=1e-3", "device=cpu", "min_genes=None", "min_count=auto"])
+    {'epochs': 5, 'lr': 0.001, 'device': 'cpu', 'min_genes': None, 'min_count': 'auto'}
     """
     import yaml
 
@@ -82,6 +85,8 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
         parsed = yaml.safe_load(value) if value.strip() else None
         if isinstance(parsed, str) and _is_float(parsed):  # YAML 1.1 reads 1e-3 as text
             parsed = float(parsed)
+        elif parsed == "None":
+            parsed = None
         out[key.strip()] = parsed
     return out
 
@@ -186,9 +191,10 @@ def preprocess(input: str | os.PathLike, output: str | os.PathLike, *, label_key
     from ..io import output_lock, read_dataset, write_h5ad
     from ..preprocess import preprocess as run
 
+    config = preprocess_config(params)
     with output_lock(output):
-        adata = read_dataset(input, label_key=label_key)
-        out, _ = run(adata, preprocess_config(params), name=str(input))
+        adata = read_dataset(input, label_key=label_key, layer=config.layer)
+        out, _ = run(adata, config, name=str(input))
         write_h5ad(out, output, force=True)
     _say(f"preprocess: {adata.n_obs} x {adata.n_vars} -> {out.n_obs} cells x {out.n_vars} genes")
     return Path(output)
@@ -458,8 +464,9 @@ def track_experiment(source: str, *, label_key: str | None = "cell_type",
     tmp = None if out is not None else tempfile.mkdtemp(prefix="lshgan-track-")
     out = Path(out or tmp)
     try:
-        raw = read_dataset(source, label_key=label_key)
-        pp, _ = run_preprocess(raw, preprocess_config(params.get("preprocess", {})), name=str(source))
+        config = preprocess_config(params.get("preprocess", {}))
+        raw = read_dataset(source, label_key=label_key, layer=config.layer)
+        pp, _ = run_preprocess(raw, config, name=str(source))
         sp = {"test_size": 0.2, "seed": 0, **params.get("split", {})}
         train_cells, test_cells = split_cells(pp, name=str(source), test_size=float(sp["test_size"]),
                                               label_key=label_key, seed=int(sp["seed"]))
