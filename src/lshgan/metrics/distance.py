@@ -7,7 +7,7 @@ from typing import Iterator
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import cdist, pdist
 
 from ..errors import ParameterError
 from .space import align_genes, pooled_pca
@@ -102,18 +102,108 @@ def wasserstein(
     >>> wasserstein(test, test)                  # doctest: +SKIP
     0.0
     """
-    import ot
-
     generated = align_genes(generated, real.var_names, "generated")
     A, B = real.X, generated.X
     if space == "pca":
         A, B = pooled_pca(A, B, n_pcs=n_pcs, seed=seed)
     elif space != "genes":
         raise ParameterError(f"space must be 'genes' or 'pca', got {space!r}")
+    return earth_movers(A, B)
+
+
+def earth_movers(A, B) -> float:
+    """Exact Wasserstein-1 distance between the rows of ``A`` and ``B`` (uniform weights).
+
+    The computation of :func:`wasserstein` on matrices (dense or CSR), e.g. on PCA scores
+    already computed.
+
+    Examples
+    --------
+    >>> round(earth_movers(np.zeros((2, 3)), np.full((4, 3), 2.0)), 3)
+    3.464
+    """
+    import ot
+
     M = pairwise_distances(A, B)
     a = np.full(M.shape[0], 1.0 / M.shape[0])
     b = np.full(M.shape[1], 1.0 / M.shape[1])
     return float(max(ot.emd2(a, b, M, numItermax=max(100_000, 50 * M.size)), 0.0))
+
+
+def mmd(
+    real: ad.AnnData,
+    generated: ad.AnnData,
+    *,
+    n_pcs: int = 50,
+    max_cells: int = 2000,
+    scales=(1.0,),
+    seed: int = 0,
+) -> float:
+    """Maximum mean discrepancy (squared, RBF kernel) between two sets of cells.
+
+    Computed on the scores of a PCA fitted on the pooled cells (the space of
+    :func:`rf_auc` and ``wasserstein(space="pca")``) by :func:`mmd_rbf`: unbiased estimator,
+    kernel bandwidth by the median heuristic (times ``scales``; see the caveat there), at
+    most ``max_cells`` cells per side (a seeded subsample).  About 0 when both sets come from one distribution (it can be slightly
+    negative: the estimator is unbiased), larger the further apart they are.
+
+    Examples
+    --------
+    >>> mmd(test, model.generate(test.n_obs))      # doctest: +SKIP
+    0.012
+    """
+    generated = align_genes(generated, real.var_names, "generated")
+    A, B = pooled_pca(real.X, generated.X, n_pcs=n_pcs, seed=seed)
+    return mmd_rbf(A, B, max_cells=max_cells, scales=scales, seed=seed)
+
+
+def mmd_rbf(X: np.ndarray, Y: np.ndarray, *, max_cells: int = 2000, scales=(1.0,),
+            seed: int = 0) -> float:
+    """Unbiased squared MMD between the rows of ``X`` and ``Y`` with a Gaussian (RBF) kernel.
+
+    ``k(x, y) = exp(-|x - y|^2 / (2 s^2))`` with ``s`` the median Euclidean distance between
+    the pooled rows (median heuristic, on at most 1000 of them); the estimator (Gretton et
+    al. 2012, eq. 3) averages ``k`` over pairs of distinct rows within each side and over all
+    cross pairs: ``mean k(X, X') + mean k(Y, Y') - 2 mean k(X, Y)``.  Each side is
+    subsampled (seeded) to ``max_cells`` rows first.
+
+    Caveat: with several well-separated cell types the median distance is a distance
+    *between* types, and at that bandwidth the kernel hardly sees how cells spread within a
+    type (a generator collapsed onto each type's centre can score about 0).  ``scales``
+    multiplies the bandwidth; several scales average their kernels (e.g. ``(0.25, 0.5, 1)``;
+    GRouNdGAN uses half, one and two times the median 25-NN distance, a local scale).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> same = mmd_rbf(rng.normal(size=(300, 5)), rng.normal(size=(300, 5)))
+    >>> shifted = mmd_rbf(rng.normal(size=(300, 5)), rng.normal(1.0, 1.0, size=(300, 5)))
+    >>> abs(same) < 0.01 < shifted
+    True
+    """
+    rng = np.random.default_rng(seed)
+    X, Y = (np.asarray(Z, np.float64) for Z in (X, Y))
+    X, Y = (Z[np.sort(rng.choice(len(Z), max_cells, replace=False))] if len(Z) > max_cells
+            else Z for Z in (X, Y))
+    if len(X) < 2 or len(Y) < 2:
+        return float("nan")
+    pooled = np.vstack([X, Y])
+    if len(pooled) > 1000:
+        pooled = pooled[rng.choice(len(pooled), 1000, replace=False)]
+    median = float(np.median(pdist(pooled)))
+    if median == 0:
+        return 0.0
+    gammas = [1.0 / (2.0 * (median * float(c)) ** 2) for c in scales]
+
+    def mean_kernel(A, B, *, same: bool) -> float:
+        D2 = cdist(A, B, "sqeuclidean")
+        K = np.mean([np.exp(-g * D2) for g in gammas], axis=0)
+        if same:  # pairs of distinct rows only
+            return float((K.sum() - np.trace(K)) / (len(A) * (len(A) - 1)))
+        return float(K.mean())
+
+    return (mean_kernel(X, X, same=True) + mean_kernel(Y, Y, same=True)
+            - 2.0 * mean_kernel(X, Y, same=False))
 
 
 def dcr(generated: ad.AnnData, train: ad.AnnData, test: ad.AnnData) -> dict:
