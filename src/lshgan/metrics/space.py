@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import GeneMismatchError
+from ..errors import GeneMismatchError, ParameterError
 from ..references import fit_pca, project
 
 
@@ -63,3 +63,51 @@ def pooled_pca(A, B, *, n_pcs: int = 50, seed: int = 0) -> tuple[np.ndarray, np.
     """
     mean, comps = fit_pca(_stack(A, B), n_pcs, seed=seed)
     return project(A, mean, comps), project(B, mean, comps)
+
+
+#: Type of every cell when no label column is given: all cells form one type.
+ONE_TYPE = "all cells"
+
+
+def real_types(adata: ad.AnnData, label_key: str | None) -> np.ndarray:
+    """Cell type of each real cell (``obs[label_key]`` as strings), or one type for all.
+
+    Raises
+    ------
+    ParameterError
+        If ``label_key`` is not a column of ``adata.obs``.
+    """
+    if label_key is None:
+        return np.full(adata.n_obs, ONE_TYPE, dtype=object)
+    if label_key not in adata.obs.columns:
+        raise ParameterError(f"label column {label_key!r} not found in the real cells' .obs")
+    return adata.obs[label_key].astype(str).to_numpy(dtype=object)
+
+
+def generated_types(generated: ad.AnnData, label_key: str | None, real: ad.AnnData, *,
+                    scores: tuple[np.ndarray, np.ndarray] | None = None, n_pcs: int = 50,
+                    seed: int = 0) -> np.ndarray:
+    """Cell type of each generated cell, comparable with the types of the ``real`` cells.
+
+    The generated set's own labels are used when every one of them is a type of the real
+    cells: the ``label_key`` column, else ``obs['cell_type']`` (what
+    :meth:`lshgan.LSHGAN.generate` and the references write).  Otherwise (an unconditional
+    generator: ``"unlabelled"``) each generated cell takes the type of its nearest real cell
+    in the pooled PCA space (``scores = (real scores, generated scores)`` when already
+    computed, else :func:`pooled_pca` with ``n_pcs`` and ``seed``).  Without ``label_key``
+    every cell is :data:`ONE_TYPE`.
+    """
+    if label_key is None:
+        return np.full(generated.n_obs, ONE_TYPE, dtype=object)
+    known = real_types(real, label_key)
+    for key in dict.fromkeys((label_key, "cell_type")):
+        if key in generated.obs.columns:
+            types = generated.obs[key].astype(str).to_numpy(dtype=object)
+            if set(types) <= set(known):
+                return types
+    from sklearn.neighbors import NearestNeighbors
+
+    Zr, Zg = scores if scores is not None else pooled_pca(real.X, generated.X, n_pcs=n_pcs,
+                                                          seed=seed)
+    nearest = NearestNeighbors(n_neighbors=1).fit(Zr).kneighbors(Zg, return_distance=False)
+    return known[nearest[:, 0]]
