@@ -189,7 +189,7 @@ def test_gene_statistics_counts_negative_values_as_dropout(synthetic_adata):
 def test_evaluate_reports_every_metric(split):
     train, test = split
     fake = GaussianGenerator().fit(train, label_key="cell_type").generate(test.n_obs, seed=0)
-    res = evaluate(fake, train=train, test=test, seed=0, n_estimators=50)
+    res = evaluate(fake, train=train, test=test, label_key="cell_type", seed=0, n_estimators=50)
     assert tuple(res) == METRIC_KEYS
     assert res["n_generated"] == res["n_test"] == test.n_obs
     assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in res.values())
@@ -215,10 +215,11 @@ def test_evaluate_generators_adds_reference_rows(synthetic_adata):
     table = evaluate_generators({"noisy": noisy}, train=train, test=test,
                                 label_key="cell_type", seed=0, n_estimators=50)
     assert isinstance(table, pd.DataFrame)
-    assert list(table.index) == ["noisy", "copy", "gaussian"]
+    assert list(table.index) == ["noisy", "copy", "gaussian", "real-vs-real"]
     assert set(METRIC_KEYS) <= set(table.columns)
     assert table.loc["copy", "dcr"] < 0.05 and table.loc["gaussian", "dcr"] > 0.3
-    assert table["reference"].tolist() == [False, True, True]
+    assert table.loc["real-vs-real", "dcr"] == 0.0  # training cells, by construction
+    assert table["reference"].tolist() == [False, True, True, True]
     assert (table["n_generated"] == test.n_obs).all()
     only = evaluate_generators({"noisy": noisy}, train=train, test=test,
                                include_references=False, n_estimators=20)
@@ -236,6 +237,9 @@ def test_pollen_references_reproduce_quality_notes(pollen_split):
     assert copy["rf_auc"] < 0.75 and copy["dcr"] == 0.0
     assert gauss["rf_auc"] > 0.75 and 0.5 < gauss["dcr"] < 1.0
     assert gauss["wasserstein_genes"] < copy["wasserstein_genes"]  # the blurry-cell caveat
+    control = table.loc["real-vs-real"]
+    assert control["dcr"] == 0.0 and control["rf_auc"] < 0.75
+    assert gauss["recall"] < 0.5 < control["recall"]  # diversity sees the blur AUC misses
 
 
 # ---------------------------------------------------------------------------- plotting

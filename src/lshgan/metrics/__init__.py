@@ -1,20 +1,32 @@
 """How realistic are generated cells?  The honest protocol, and the numbers it reports.
 
 A generator is judged against a held-out **test** split it never saw, never against its own
-training cells, and always with two complementary views:
+training cells, and always with complementary views:
 
-* *realism* -- can a random forest tell generated cells from real test cells
-  (:func:`rf_auc`, 0.5 = indistinguishable, 1 = trivially separable)?  How far apart are the
-  two distributions (:func:`wasserstein`)?  Do per-gene summaries agree
+* *realism* -- can a classifier tell generated cells from real test cells (:func:`rf_auc`,
+  :func:`knn_auc`; 0.5 = indistinguishable, 1 = trivially separable; the published
+  GRouNdGAN variant is :func:`groundgan_protocol`)?  How far apart are the two
+  distributions (:func:`wasserstein`, :func:`mmd`)?  Do per-gene summaries agree
   (:func:`gene_statistics`)?
 * *novelty* -- are the generated cells new, or copies of training cells
   (:func:`dcr_ratio`: 0 = copies, about 1 = as far from the training cells as fresh real
   cells are)?
+* *diversity* -- do the generated cells cover the real ones' states, or collapse onto the
+  typical cells of each type (:func:`prdc`: recall and coverage;
+  :func:`substate_coverage`: sub-states of each type reached)?
+* *identity* -- does each generated type keep its marker genes
+  (:func:`marker_preservation`)?
 
 Copying training cells wins every realism metric and fails novelty; a smooth per-type
 Gaussian wins the Wasserstein distance with blurry, averaged cells.  Always report AUC and
-DCR together, next to the two reference generators of :mod:`lshgan.references`
-(:func:`evaluate_generators` does this in one call).
+DCR together, next to the two reference generators of :mod:`lshgan.references` and the
+real-vs-real control (:func:`evaluate_generators` does this in one call).
+
+Modules: :mod:`~lshgan.metrics.space` (gene alignment, pooled PCA, cell types),
+:mod:`~lshgan.metrics.classifier`, :mod:`~lshgan.metrics.distance` (exact distances, OT,
+MMD, DCR), :mod:`~lshgan.metrics.genes`, :mod:`~lshgan.metrics.coverage`,
+:mod:`~lshgan.metrics.markers`, :mod:`~lshgan.metrics.protocol` (:func:`evaluate`,
+:func:`evaluate_generators`).
 
 All inputs are AnnData on the ``log2(1+x)`` scale of :func:`lshgan.preprocess`, with ``.X``
 dense or CSR; distances are Euclidean in that space.  Sparse matrices are densified only in
@@ -30,15 +42,23 @@ Examples
 
 from __future__ import annotations
 
-from .classifier import rf_auc
-from .distance import (_dense_blocks, _distance_blocks, dcr, dcr_ratio, nearest_distances,
-                       pairwise_distances, wasserstein)
-from .protocol import METRIC_KEYS, evaluate, evaluate_generators
+from .classifier import CLASSIFIERS, classifier_aucs, groundgan_protocol, knn_auc, rf_auc
+from .coverage import (knn_radii, n_substates, prdc, prdc_scores, substate_coverage,
+                       substate_scores, substates)
+from .distance import (_dense_blocks, _distance_blocks, dcr, dcr_ratio, earth_movers, mmd,
+                       mmd_rbf, nearest_distances, pairwise_distances, wasserstein)
 from .genes import _gene_moments, _pearson, gene_statistics
-from .space import _stack, align_genes, pooled_pca
+from .markers import marker_preservation, type_log_fold_changes
+from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evaluate_generators,
+                       real_vs_real)
+from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, real_types
 
 __all__ = [
-    "METRIC_KEYS", "align_genes", "dcr", "dcr_ratio", "evaluate", "evaluate_generators",
-    "gene_statistics", "nearest_distances", "pairwise_distances", "pooled_pca", "rf_auc",
+    "CLASSIFIERS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL", "align_genes",
+    "classifier_aucs", "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators",
+    "gene_statistics", "generated_types", "groundgan_protocol", "knn_auc", "knn_radii",
+    "marker_preservation", "mmd", "mmd_rbf", "n_substates", "nearest_distances",
+    "pairwise_distances", "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real",
+    "rf_auc", "substate_coverage", "substate_scores", "substates", "type_log_fold_changes",
     "wasserstein",
 ]

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
 from ..references import REFERENCES
-from .classifier import rf_auc
-from .distance import dcr, wasserstein
+from .classifier import classifier_aucs, groundgan_protocol
+from .coverage import prdc_scores, substate_scores
+from .distance import dcr, earth_movers, mmd_rbf, wasserstein
 from .genes import gene_statistics
-from .space import align_genes
+from .markers import marker_scores
+from .space import align_genes, generated_types, pooled_pca, real_types
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
-METRIC_KEYS = ("rf_auc", "rf_auc_std", "wasserstein_genes", "wasserstein_pca", "dcr",
-               "dcr_median_generated", "dcr_median_test", "mean_corr", "var_corr",
-               "dropout_corr", "n_generated", "n_test")
+METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserstein_pca",
+               "mmd", "dcr", "dcr_median_generated", "dcr_median_test", "mean_corr",
+               "var_corr", "dropout_corr", "precision", "recall", "density", "coverage",
+               "substate_coverage", "substate_mass", "marker_lfc_corr",
+               "marker_top50_overlap", "n_generated", "n_test")
+
+#: Optional protocols of :func:`evaluate` (``protocols=``) and the key each one adds.
+PROTOCOL_KEYS = {"groundgan": "rf_auc_groundgan"}
+
+#: Name of :func:`evaluate_generators`' real-vs-real control row.
+REAL_VS_REAL = "real-vs-real"
 
 
 def evaluate(
@@ -23,13 +36,24 @@ def evaluate(
     *,
     train: ad.AnnData,
     test: ad.AnnData,
+    label_key: str | None = None,
     seed: int = 0,
     n_pcs: int = 50,
     repeats: int = 1,
     n_estimators: int = 300,
     n_jobs: int = -1,
+    k: int = 5,
+    protocols: Sequence[str] = (),
 ) -> dict:
     """Every metric of the protocol for one generated set, against the held-out test split.
+
+    Realism: :func:`rf_auc` and the k-NN classifier of :func:`knn_auc` (same subsamples,
+    PCA and folds), Wasserstein-1 in genes and in the pooled PCA space, RBF MMD
+    (:func:`mmd_rbf`), per-gene statistics.  Novelty: :func:`dcr`.  Diversity, in the pooled
+    PCA space: precision / recall / density / coverage (:func:`prdc`), per-type sub-state
+    coverage (:func:`substate_coverage`).  Cell-type identity: marker preservation
+    (:func:`marker_preservation`).  One PCA of the pooled test and generated cells serves
+    the Wasserstein (PCA), MMD and diversity metrics.
 
     Parameters
     ----------
@@ -39,48 +63,126 @@ def evaluate(
         The cells the generator was trained on (only used for the DCR novelty check).
     test
         Real cells the generator never saw; all realism metrics compare against these.
+    label_key
+        Cell-type column of ``test.obs`` (generated types: see
+        :func:`lshgan.metrics.space.generated_types`).  Without it the sub-states are
+        found in all test cells together and the marker metrics are ``nan``.
     seed, n_pcs, repeats, n_estimators, n_jobs
-        Passed to :func:`rf_auc` (and ``seed``/``n_pcs`` to ``wasserstein(space="pca")``);
-        fewer trees only for quick checks, the reference numbers use 300.
+        Passed to :func:`rf_auc` (``seed``/``n_pcs`` to every metric in PCA space); fewer
+        trees only for quick checks, the reference numbers use 300.
+    k
+        Neighbours of the k-NN balls (:func:`prdc`, sub-states) and of the k-NN classifier.
+    protocols
+        Extra, slower protocols by name: ``"groundgan"`` adds ``rf_auc_groundgan``
+        (:func:`groundgan_protocol`, a 1000-tree forest).
 
     Returns
     -------
-    dict with ``rf_auc``, ``rf_auc_std``, ``wasserstein_genes``, ``wasserstein_pca``,
-    ``dcr``, ``dcr_median_generated``, ``dcr_median_test``, ``mean_corr``, ``var_corr``,
-    ``dropout_corr``, ``n_generated``, ``n_test`` (plain Python numbers, JSON-ready).
+    dict with the keys of :data:`METRIC_KEYS` (``rf_auc``, ``rf_auc_std``, ``knn_auc``,
+    ``wasserstein_genes``, ``wasserstein_pca``, ``mmd``, ``dcr``, ``dcr_median_generated``,
+    ``dcr_median_test``, ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
+    ``recall``, ``density``, ``coverage``, ``substate_coverage``, ``substate_mass``,
+    ``marker_lfc_corr``, ``marker_top50_overlap``, ``n_generated``, ``n_test``), then the
+    keys of the requested ``protocols`` (:data:`PROTOCOL_KEYS`); plain Python numbers,
+    JSON-ready.
 
     Raises
     ------
     GeneMismatchError
         If ``generated``, ``train`` and ``test`` do not hold the same genes (the same set in
         another order is aligned by name).
+    ParameterError
+        For an unknown protocol, or a ``label_key`` that ``test.obs`` lacks.
 
     Examples
     --------
     >>> metrics = evaluate(model.generate(test.n_obs), train=train, test=test)   # doctest: +SKIP
     >>> lshgan.io.write_json(metrics, "reports/metrics.json")                     # doctest: +SKIP
     """
+    protocols = _check_protocols(protocols)
     var_names = test.var_names
     generated = align_genes(generated, var_names, "generated")
     train = align_genes(train, var_names, "train")
-    auc = rf_auc(test, generated, n_pcs=n_pcs, seed=seed, repeats=repeats,
-                 n_estimators=n_estimators, n_jobs=n_jobs)
+    rt = real_types(test, label_key)
+    aucs = classifier_aucs(test, generated, classifiers=("rf", "knn"), n_pcs=n_pcs, seed=seed,
+                           repeats=repeats, n_estimators=n_estimators, n_neighbors=k,
+                           n_jobs=n_jobs)
     novelty = dcr(generated, train, test)
     stats = gene_statistics(test, generated)
-    return {
-        "rf_auc": auc["mean"],
-        "rf_auc_std": auc["std"],
+    Zr, Zg = pooled_pca(test.X, generated.X, n_pcs=n_pcs, seed=seed)
+    gt = generated_types(generated, label_key, test, scores=(Zr, Zg))
+    diversity = prdc_scores(Zr, Zg, k)
+    states = substate_scores(Zr, Zg, rt, gt, diversity["radii"], seed=seed)
+    markers = (marker_scores(test.X, rt, generated.X, gt) if label_key is not None
+               else {"marker_lfc_corr": float("nan"), "marker_top50_overlap": float("nan")})
+    result = {
+        "rf_auc": aucs["rf"]["mean"],
+        "rf_auc_std": aucs["rf"]["std"],
+        "knn_auc": aucs["knn"]["mean"],
         "wasserstein_genes": wasserstein(test, generated, space="genes"),
-        "wasserstein_pca": wasserstein(test, generated, space="pca", n_pcs=n_pcs, seed=seed),
+        "wasserstein_pca": earth_movers(Zr, Zg),
+        "mmd": mmd_rbf(Zr, Zg, seed=seed),
         "dcr": novelty["ratio"],
         "dcr_median_generated": novelty["median_generated"],
         "dcr_median_test": novelty["median_test"],
         "mean_corr": stats["mean_corr"],
         "var_corr": stats["var_corr"],
         "dropout_corr": stats["dropout_corr"],
+        **{key: diversity[key] for key in ("precision", "recall", "density", "coverage")},
+        "substate_coverage": states["substate_coverage"],
+        "substate_mass": states["substate_mass"],
+        "marker_lfc_corr": markers["marker_lfc_corr"],
+        "marker_top50_overlap": markers["marker_top50_overlap"],
         "n_generated": int(generated.n_obs),
         "n_test": int(test.n_obs),
     }
+    if "groundgan" in protocols:
+        result["rf_auc_groundgan"] = groundgan_protocol(test, generated, seed=seed,
+                                                        n_jobs=n_jobs)["auc"]
+    return result
+
+
+def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+    unknown = sorted(set(protocols) - set(PROTOCOL_KEYS))
+    if unknown:
+        raise ParameterError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOL_KEYS)}")
+    return tuple(p for p in PROTOCOL_KEYS if p in protocols)
+
+
+def real_vs_real(train: ad.AnnData, test: ad.AnnData, *, label_key: str | None = None,
+                 seed: int = 0) -> ad.AnnData:
+    """The real-vs-real control: training cells standing in for generated ones.
+
+    A random subset of ``train`` with as many cells as ``test`` (drawn without replacement
+    while the training split has enough), with exactly the test split's count of each type
+    when ``label_key`` is given (a type the training split lacks is drawn from all training
+    cells).  Scored against ``test`` like a generator, it is what a perfect generator would
+    get: the floor (or ceiling) of every realism and diversity metric at these sample sizes.
+    Its DCR is 0 **by construction** (its cells are training cells, at distance 0 from
+    themselves): for novelty compare with fresh real cells' 1 instead.
+
+    Examples
+    --------
+    >>> control = real_vs_real(train, test, label_key="cell_type")   # doctest: +SKIP
+    >>> control.n_obs == test.n_obs                                   # doctest: +SKIP
+    True
+    """
+    rng = np.random.default_rng(seed)
+    pool = np.arange(train.n_obs)
+    if label_key is None:
+        wanted = {None: test.n_obs}
+    else:
+        wanted = pd.Series(real_types(test, label_key)).value_counts(sort=False).to_dict()
+        train_types = real_types(train, label_key)
+    rows = []
+    for t, count in wanted.items():
+        mine = pool if t is None or not (train_types == t).any() else pool[train_types == t]
+        rows.append(rng.choice(mine, count, replace=count > mine.size))
+    rows = np.sort(np.concatenate(rows))
+    obs = train.obs.iloc[rows].copy()
+    obs.index = [f"{REAL_VS_REAL}_{i}" for i in range(rows.size)]  # rows may repeat
+    return ad.AnnData(X=train.X[rows], obs=obs, var=train.var.copy())
 
 
 def evaluate_generators(
@@ -91,34 +193,45 @@ def evaluate_generators(
     label_key: str | None = None,
     seed: int = 0,
     include_references: bool = True,
+    include_real: bool | None = None,
     n_pcs: int = 50,
     repeats: int = 1,
     n_estimators: int = 300,
     n_jobs: int = -1,
+    k: int = 5,
+    protocols: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Score several generated sets, and the reference generators, in one table.
+    """Score several generated sets, the reference generators and a real-vs-real control.
 
     With ``include_references`` the ``copy`` and ``gaussian`` references of
     :mod:`lshgan.references` are fitted on ``train`` and generate as many cells as ``test``
     holds (with exactly the test split's cell types when ``label_key`` is given), using the
-    same ``seed``; every row is then scored by :func:`evaluate` with the same seed.
+    same ``seed``.  With ``include_real`` (default: as ``include_references``) a
+    ``real-vs-real`` row scores real training cells as if generated (:func:`real_vs_real`:
+    as many as ``test``, in its type proportions, no model): the best any generator can do
+    at these sample sizes on every realism and diversity metric.  Its DCR is 0 by
+    construction (its cells *are* training cells), not a sign of copying.  Every row is
+    scored by :func:`evaluate` with the same seed.
 
     Parameters
     ----------
     generators
         Name -> generated cells.  Names ``copy`` and ``gaussian`` are reserved when
-        ``include_references`` is true.
+        ``include_references`` is true, ``real-vs-real`` when ``include_real`` is.
     train, test
         The split the generators were trained on / never saw.
     label_key
         Cell-type column of ``train.obs`` and ``test.obs`` (references are then per type).
-    seed, n_pcs, repeats, n_estimators, n_jobs
+    include_references, include_real
+        Add the reference rows / the real-vs-real row.
+    seed, n_pcs, repeats, n_estimators, n_jobs, k, protocols
         See :func:`evaluate`.
 
     Returns
     -------
-    DataFrame, one row per generator (index ``generator``), the columns of
-    :func:`evaluate` plus ``reference`` (True for the reference generators).
+    DataFrame, one row per generator (index ``generator``; the references and the control
+    last), the columns of :func:`evaluate` plus ``reference`` (True for the reference
+    generators and the real-vs-real control).
 
     Examples
     --------
@@ -126,25 +239,34 @@ def evaluate_generators(
     >>> evaluate_generators({"lshgan": fake}, train=train, test=test,
     ...                     label_key="cell_type")                                # doctest: +SKIP
     """
+    protocols = _check_protocols(protocols)
+    include_real = include_references if include_real is None else include_real
     sets = dict(generators)
     is_ref = dict.fromkeys(sets, False)
+    reserved = {name: "include_references" for name in REFERENCES if include_references}
+    if include_real:
+        reserved[REAL_VS_REAL] = "include_real"
+    clash = sorted(set(sets) & set(reserved))
+    if clash:
+        raise ParameterError(
+            f"generator name {clash[0]!r} is reserved for a reference; rename it or pass "
+            f"{reserved[clash[0]]}=False"
+        )
     if include_references:
-        clash = sorted(set(sets) & set(REFERENCES))
-        if clash:
-            raise ParameterError(
-                f"generator name {clash[0]!r} is reserved for a reference; rename it or pass "
-                "include_references=False"
-            )
         types = None if label_key is None else test.obs[label_key].astype(str).tolist()
         for name, cls in REFERENCES.items():
             ref = cls().fit(train, label_key=label_key)
             sets[name] = ref.generate(test.n_obs, cell_type=types, seed=seed)
             is_ref[name] = True
-    options = dict(seed=seed, n_pcs=n_pcs, repeats=repeats, n_estimators=n_estimators,
-                   n_jobs=n_jobs)
+    if include_real:
+        sets[REAL_VS_REAL] = real_vs_real(train, test, label_key=label_key, seed=seed)
+        is_ref[REAL_VS_REAL] = True
+    options = dict(label_key=label_key, seed=seed, n_pcs=n_pcs, repeats=repeats,
+                   n_estimators=n_estimators, n_jobs=n_jobs, k=k, protocols=protocols)
     rows = {name: {**evaluate(adata, train=train, test=test, **options),
                    "reference": is_ref[name]}
             for name, adata in sets.items()}
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=[*METRIC_KEYS, "reference"])
+    columns = [*METRIC_KEYS, *(PROTOCOL_KEYS[p] for p in protocols), "reference"]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     table.index.name = "generator"
     return table
