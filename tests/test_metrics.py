@@ -276,6 +276,19 @@ def test_plot_gene_statistics(tmp_path, synthetic_adata):
     _check_plot(lambda p, **kw: plot_gene_statistics(real, gen, p, **kw), tmp_path / "g.png")
 
 
+def test_plot_diversity(tmp_path):
+    from lshgan.plotting import plot_diversity
+
+    table = pd.DataFrame({"precision": [0.8, 0.9], "recall": [0.3, 0.9], "density": [1.6, 1.0],
+                          "coverage": [0.7, float("nan")], "rf_auc": [0.7, 0.5]},
+                         index=pd.Index(["lshgan", "real-vs-real"], name="generator"))
+    _check_plot(lambda p, **kw: plot_diversity(table, p, **kw), tmp_path / "d.png")
+    as_dict = {"lshgan": {"recall": 0.3}, "copy": {"recall": 0.9}}
+    assert _is_png(plot_diversity(as_dict, tmp_path / "e.png"))
+    with pytest.raises(ParameterError, match="nothing to draw"):
+        plot_diversity({"lshgan": {"rf_auc": 0.6}}, tmp_path / "f.png")
+
+
 def test_plot_umap_refuses_to_overwrite_before_computing(tmp_path, synthetic_adata):
     from lshgan.plotting import plot_umap
 

@@ -1,4 +1,5 @@
-"""Figures for reports: UMAP of real vs generated cells, training losses, per-gene statistics.
+"""Figures for reports: UMAP of real vs generated cells, training losses, per-gene statistics,
+diversity metrics per generator.
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no
 pyplot, no global backend switch, safe in scripts and servers), writes a 150-dpi PNG
@@ -19,11 +20,13 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .errors import ParameterError
 from .io import atomic_path, check_writable
-from .metrics import align_genes, gene_statistics, pooled_pca
+from .metrics import REAL_VS_REAL, align_genes, gene_statistics, pooled_pca
 
 DPI = 150
 REAL_COLOUR, GENERATED_COLOUR = "#3b75af", "#ef8636"
@@ -230,4 +233,79 @@ def plot_gene_statistics(
     ax.set_title(f"Dropout vs expression (r = {st['dropout_corr']:.3f})")
     ax.legend(frameon=False, markerscale=2)
     fig.suptitle(title)
+    return _save(fig, path, force)
+
+
+#: Metrics drawn by :func:`plot_diversity` (columns of :func:`lshgan.metrics.evaluate_generators`).
+DIVERSITY_METRICS = ("precision", "recall", "density", "coverage", "substate_coverage",
+                     "substate_mass", "marker_top50_overlap", "marker_lfc_corr")
+
+
+def plot_diversity(
+    table,
+    path: str | os.PathLike,
+    *,
+    metrics: tuple[str, ...] = DIVERSITY_METRICS,
+    title: str = "Diversity and cell-type identity per generator",
+    force: bool = False,
+) -> Path:
+    """Bar chart of the diversity metrics of every generator, side by side.
+
+    One group of bars per metric (precision / recall / density / coverage of
+    :func:`lshgan.metrics.prdc`, sub-state coverage and mass of
+    :func:`lshgan.metrics.substate_coverage`, marker overlap and LFC correlation of
+    :func:`lshgan.metrics.marker_preservation`), one bar per generator; the
+    ``real-vs-real`` control is hatched: it is what a perfect generator scores at these
+    sample sizes.  Each bar carries its value; the dashed line marks 1 (density can exceed
+    it: generated cells crowding the dense regions).  Missing values (``nan``, e.g. markers
+    without labels) leave a gap.
+
+    Parameters
+    ----------
+    table
+        :func:`lshgan.metrics.evaluate_generators`' DataFrame, or a dict name -> metrics
+        dict (e.g. the ``lshgan`` and ``references`` entries of ``metrics.json`` merged).
+    path, title, force
+        Output PNG; figure title; overwrite an existing ``path``.
+    metrics
+        Which columns to draw, in order (those absent from ``table`` are skipped).
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> table = evaluate_generators({"lshgan": fake}, train=train, test=test,
+    ...                             label_key="cell_type")                  # doctest: +SKIP
+    >>> plot_diversity(table, "reports/diversity.png")                      # doctest: +SKIP
+    PosixPath('reports/diversity.png')
+    """
+    check_writable(path, force=force)
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_dict(
+        table, orient="index")
+    metrics = [m for m in metrics if m in frame.columns]
+    if not metrics or frame.empty:
+        raise ParameterError(f"nothing to draw: no generator has any of {', '.join(metrics)}")
+    values = frame[metrics].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    names = [str(n) for n in frame.index]
+    fig, (ax,) = _new_figure(1, width=max(7.0, len(metrics) * (0.6 + 0.2 * len(names))),
+                             height=4.5)
+    width = 0.8 / len(names)
+    x = np.arange(len(metrics))
+    for i, (name, colour) in enumerate(zip(names, _palette(len(names)))):
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, values[i], width, color=colour,
+                      label=name, hatch="//" if name == REAL_VS_REAL else None,
+                      edgecolor="white", linewidth=0.5)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values[i]],
+                     fontsize=6, rotation=90, padding=2)  # a 0 is read, not missed
+    ax.axhline(1.0, ls="--", color="grey", lw=1)
+    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    bottom = min(0.0, np.nanmin(values)) if np.isfinite(values).any() else 0.0
+    ax.set_ylim(bottom * 1.1, max(1.15, top * 1.15))  # room for the value labels
+    ax.set_xticks(x, [m.replace("_", "\n", 1) for m in metrics], fontsize=8)
+    ax.set_ylabel("Score (compare with real-vs-real)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
+              title="Generator")
+    ax.set_title(title)
     return _save(fig, path, force)
