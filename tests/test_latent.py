@@ -98,3 +98,51 @@ def test_space_is_validated(data):
 
 def test_default_n_latent_bounds():
     assert default_n_latent(30) == 8 and default_n_latent(120) == 12 and default_n_latent(10**6) == 16
+
+
+def test_anchor_residual_generator_starts_at_its_anchor(data):
+    """With ``anchor_residual`` G writes a displacement: before training, a generated cell
+    state is its anchor's own state (the anchor's first n_latent coordinates are its
+    latent coordinates: one PCA for both) plus what the untrained head adds."""
+    model = LSHGAN(data, label_key="cell_type", n_latent=6, anchor_dim=4, noise_dim=8)
+    assert model.config.anchor_residual
+    G, _ = model._build(0, torch.device("cpu"))
+    assert model._inputs.anchors.shape[1] == 6 + 2  # max(anchor_dim, n_latent) + cell state
+    # the anchors are training cells' latent states, exactly
+    sub = model.subsample_
+    np.testing.assert_allclose(model._inputs.anchors[:, :6].numpy(), model._real[sub], atol=1e-5)
+    with torch.no_grad():
+        torch.nn.init.zeros_(G.head.weight)
+        torch.nn.init.zeros_(G.head.bias)
+        G.eval()
+        z = model._inputs.sample(50, torch.zeros(50, dtype=torch.long),
+                                 generator=torch.Generator().manual_seed(0))
+        out = G(z, torch.zeros(50, dtype=torch.long))
+    np.testing.assert_allclose(out.numpy(), z[:, 8:14].numpy(), atol=1e-6)
+
+
+def test_free_generator_ignores_the_anchor_in_its_output(data):
+    model = LSHGAN(data, label_key="cell_type", anchor_residual=False, n_latent=6, anchor_dim=4)
+    G, _ = model._build(0, torch.device("cpu"))
+    assert G.residual_from is None and model._inputs.anchors.shape[1] == 4 + 2
+
+
+def test_saved_residual_model_reloads_with_its_setting(data, tmp_path):
+    model = LSHGAN(data, label_key="cell_type", n_latent=6)
+    model.train(epochs=2, progress=False)
+    model.save(tmp_path / "m")
+    back = LSHGAN.load(tmp_path / "m")
+    assert back.config.anchor_residual and back._G.residual_from == model.config.noise_dim
+    a, b = model.generate(30, seed=3), back.generate(30, seed=3)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_budget_caps_epochs_at_max_steps(data):
+    from lshgan.module.training import TrainConfig
+
+    assert TrainConfig(epochs=300, batch_size=32, max_steps=4000).planned_epochs(200) == 300
+    assert TrainConfig(epochs=300, batch_size=32, max_steps=4000).planned_epochs(3200) == 40
+    assert TrainConfig(epochs=300, max_steps=0).planned_epochs(10**6) == 300
+    model = LSHGAN(data, label_key="cell_type", n_latent=6)
+    hist = model.train(epochs=50, max_steps=21, batch_size=32, progress=False)
+    assert hist.epoch[-1] == 3  # 240 cells / 32 = 7 updates an epoch: 21 updates = 3 epochs

@@ -68,6 +68,10 @@ class ModelConfig:
     on cell type (needs ``label_key``).  ``space``: ``"genes"`` or ``"latent"`` (the GAN
     works on an ``n_latent``-dimensional whitened PCA cell state, decoded to genes by a
     fitted hurdle model; ``n_latent=None``: :func:`default_n_latent`).
+    ``anchor_residual`` (``input_mode="lsh"``, ``space="latent"``): the generator writes a
+    displacement from its anchor's own cell state instead of a free cell state, so every
+    generated cell starts next to an LSH-subsample cell (the anchor is a local prior the
+    generator cannot ignore).
     """
 
     k: int = 5
@@ -87,6 +91,7 @@ class ModelConfig:
     lsh_space_pcs: int | None = None
     space: str = "latent"
     n_latent: int | None = None
+    anchor_residual: bool = True
 
     def __post_init__(self) -> None:
         check_positive_int("k", self.k)
@@ -268,12 +273,23 @@ class LSHGAN:
         codes = self._codes if cfg.conditional else None
         if cfg.input_mode != "plain":
             self.subsample_ = self.lsh_subsample(seed=seed)
-        if cfg.input_mode == "lsh":
-            self._pca = self._fit_pca(X, cfg.anchor_dim, seed)
+        coords = None
+        if cfg.space == "latent" or cfg.input_mode == "lsh":
+            # one PCA for the anchors and the latent space: an anchor's first n_latent
+            # coordinates are its own cell state
+            n_pca = cfg.anchor_dim if cfg.input_mode == "lsh" else 0
+            if cfg.space == "latent":
+                if cfg.n_latent is None:
+                    cfg.n_latent = default_n_latent(X.shape[0])
+                cfg.n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
+                n_pca = max(n_pca, cfg.n_latent)
+            self._pca = self._fit_pca(X, n_pca, seed)
             mean, comps, scale = self._pca
-            sub = X[self.subsample_]
-            coords = self._apply_pca(sub, mean, comps) / scale
-            anchors = torch.as_tensor(np.hstack([coords, _cell_state(X, self.subsample_)]),
+            coords = (self._apply_pca(X, mean, comps) / scale).astype(np.float32)
+        if cfg.input_mode == "lsh":
+            n_anchor = max(cfg.anchor_dim, cfg.n_latent) if self._residual else cfg.anchor_dim
+            anchors = torch.as_tensor(np.hstack([coords[self.subsample_, :n_anchor],
+                                                 _cell_state(X, self.subsample_)]),
                                       dtype=torch.float32)
         elif cfg.input_mode == "paper":
             anchors = torch.as_tensor(_dense(X[self.subsample_]), dtype=torch.float32)
@@ -285,7 +301,8 @@ class LSHGAN:
                                       anchor_noise=cfg.anchor_noise)
         torch.manual_seed(seed)
         if cfg.space == "latent":
-            self._real = self._fit_latent(X, seed)
+            self._real = np.ascontiguousarray(coords[:, :cfg.n_latent])
+            self._decoder = HurdleDecoder(cfg.n_latent, X.shape[1]).fit(self._real, X, seed=seed).eval()
             G = self._make_generator(self._real.shape[1])
         else:
             self._real = X
@@ -296,23 +313,17 @@ class LSHGAN:
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
 
+    @property
+    def _residual(self) -> bool:
+        cfg = self.config
+        return bool(cfg.anchor_residual and cfg.input_mode == "lsh" and cfg.space == "latent")
+
     def _make_generator(self, output_dim: int) -> Generator:
         cfg = self.config
         head = "linear" if cfg.space == "latent" else cfg.output
         return Generator(self._inputs.dim, output_dim, cfg.g_hidden, n_classes=self.n_classes,
-                         batch_norm=cfg.batch_norm, output=head)
-
-    def _fit_latent(self, X, seed: int) -> np.ndarray:
-        """Whitened PCA cell states of the training cells; fits the hurdle decoder on them."""
-        cfg = self.config
-        if cfg.n_latent is None:
-            cfg.n_latent = default_n_latent(X.shape[0])
-        n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
-        cfg.n_latent = n_latent
-        mean, comps, scale = self._fit_pca(X, n_latent, seed)
-        latent = (self._apply_pca(X, mean, comps) / scale).astype(np.float32)
-        self._decoder = HurdleDecoder(n_latent, X.shape[1]).fit(latent, X, seed=seed).eval()
-        return latent
+                         batch_norm=cfg.batch_norm, output=head,
+                         residual_from=cfg.noise_dim if self._residual else None)
 
     # ------------------------------------------------------------------ training
     def train(self, epochs: int | None = None, *, config: TrainConfig | None = None,
@@ -537,6 +548,7 @@ class LSHGAN:
         cfg = meta["model"]
         cfg["g_hidden"] = tuple(cfg["g_hidden"])
         cfg["d_hidden"] = tuple(cfg["d_hidden"])
+        cfg.setdefault("anchor_residual", False)  # saved before the option: free cell states
         self.config = ModelConfig(**cfg)
         self.label_key = meta["label_key"]
         self.var_names = var_names

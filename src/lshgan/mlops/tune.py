@@ -600,14 +600,15 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
             types = validation.cell_types(model.config.conditional)
             n_val = validation.val.n_obs
             logged = 0  # epochs whose losses are in MLflow
+            last_epoch = train_cfg.planned_epochs(validation.fit.n_obs)
 
             def callback(epoch: int, history) -> None:
                 nonlocal logged
-                if epoch % space.report_every and epoch != train_cfg.epochs:
+                if epoch % space.report_every and epoch != last_epoch:
                     return
                 if run_id:
                     logged = tracking.log_history(history, run_id, start=logged)
-                if epoch == train_cfg.epochs:
+                if epoch == last_epoch:
                     return  # the full score follows
                 scores = validation.score(model.generate_live(n_val, types, seed=seed),
                                           n_estimators=sc["quick_n_estimators"],

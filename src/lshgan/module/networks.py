@@ -48,13 +48,22 @@ class Generator(nn.Module):
     batch_norm
         Batch normalisation after each hidden linear layer.
     output
-        ``"relu"`` or ``"linear"``.
+        ``"relu"``, ``"linear"`` or ``"zinf"``.
+    residual_from
+        If set, input columns ``residual_from : residual_from + output_dim`` are added to
+        the output: the network writes a *displacement* from a point given in its input
+        (the LSH anchor's own cell state), so a generated cell starts at its anchor and
+        the subsample's coverage of the data becomes the generator's coverage.
     """
 
     def __init__(self, input_dim: int, output_dim: int, hidden: Sequence[int] = (256, 256),
                  *, n_classes: int = 0, embed_dim: int = 16, batch_norm: bool = True,
-                 output: str = "relu"):
+                 output: str = "relu", residual_from: int | None = None):
         super().__init__()
+        if residual_from is not None and not 0 <= residual_from <= input_dim - output_dim:
+            raise ValueError(f"residual_from={residual_from} leaves no {output_dim} input "
+                             f"columns to add to the output (input_dim {input_dim})")
+        self.residual_from = residual_from
         if output not in OUTPUT_HEADS:
             raise ValueError(f"output must be one of {OUTPUT_HEADS}, got {output!r}")
         self.output = output
@@ -100,12 +109,17 @@ class Generator(nn.Module):
                 self.head.bias.copy_(torch.as_tensor(total / n))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        base = None
+        if self.residual_from is not None:
+            base = z[:, self.residual_from:self.residual_from + self.head.out_features]
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is conditional: pass cell-type codes y")
             z = torch.cat([z, self.embed(y)], dim=1)
         h = self.body(z)
         value = self.head(h)
+        if base is not None:
+            value = value + base
         if self.output == "linear":
             return value
         value = torch.relu(value)

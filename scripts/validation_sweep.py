@@ -1,0 +1,139 @@
+"""Choose model defaults on validation splits carved from the training cells (issue 12).
+
+For each dataset: preprocess, stratified 80/20 split (seed 0) into train and test, then a
+second stratified 80/20 split of the **training** cells (seed 1) into fit and validation.
+Each variant is trained on the fit cells and scored against the validation cells; the test
+cells are never read.  A variant is a name from :data:`VARIANTS` or ``name:key=value,...``
+with :class:`lshgan.ModelConfig` / :class:`TrainConfig` fields (e.g.
+``wide:n_latent=24,anchor_residual=true``).
+
+    python scripts/validation_sweep.py --datasets pollen pbmc4k_top2000 \\
+        --variants default residual --seeds 0 --out reports/validation/sweep.json
+
+Writes one JSON row per (dataset, variant, seed) as it goes, so a long sweep can be read
+while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lshgan
+from lshgan.metrics import dcr_ratio, pooled_pca, rf_auc
+from lshgan.module.training import TrainConfig
+from lshgan.references import REFERENCES
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "plain": {"input_mode": "plain"},
+    "residual": {"anchor_residual": True},
+}
+
+
+def parse_variant(spec: str) -> tuple[str, dict]:
+    if ":" not in spec:
+        return spec, dict(VARIANTS[spec])
+    name, body = spec.split(":", 1)
+    out = {}
+    for item in filter(None, body.split(",")):
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v.lower() if v.lower() in ("true", "false", "null") else v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return name, out
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
+    """Precision, recall, density, coverage (Naeem et al. 2020) with k-NN balls."""
+    from sklearn.neighbors import NearestNeighbors
+
+    def radii(X):
+        d, _ = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
+        return d[:, -1]
+
+    r_real, r_fake = radii(real), radii(fake)
+    d_fr = np.linalg.norm(fake[:, None, :] - real[None, :, :], axis=2)  # fake x real
+    inside = d_fr < r_real[None, :]
+    precision = float(inside.any(axis=1).mean())
+    density = float(inside.sum() / (k * fake.shape[0]))
+    recall = float((d_fr < r_fake[:, None]).any(axis=0).mean())
+    coverage = float((d_fr.min(axis=0) < r_real).mean())
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
+def score(gen, val, fit, seed: int) -> dict:
+    auc = rf_auc(val, gen, seed=seed, n_estimators=200)["mean"]
+    zr, zg = pooled_pca(val.X, gen.X, n_pcs=30, seed=seed)
+    return {"rf_auc": auc, "dcr": dcr_ratio(gen, fit, val), **prdc(zr, zg)}
+
+
+def preprocess_config(name: str) -> lshgan.PreprocessConfig:
+    droplet = {"pbmc_sorted_zheng", "pbmc4k_top2000", "mouse_bladder_top2000", "worm_neuron_top2000"}
+    if name in droplet:
+        return lshgan.PreprocessConfig(min_genes=5, min_count=0, min_cells_frac=0.01, n_top_genes=2000)
+    return lshgan.PreprocessConfig(n_top_genes=2000)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--variants", nargs="+", default=["default"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--references", action="store_true", help="also score copy and gaussian")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(out.read_text()) if out.exists() else []
+    tkeys = {f.name for f in fields(TrainConfig)} | {"steps"}
+    for ds in args.datasets:
+        path = SHARED / f"{ds}.h5ad" if (SHARED / f"{ds}.h5ad").exists() else Path(ds)
+        adata = lshgan.read_dataset(str(path), label_key="cell_type")
+        pp, _ = lshgan.preprocess(adata, preprocess_config(path.stem))
+        train, _test = lshgan.stratified_split(pp, label_key="cell_type", seed=0)
+        fit, val = lshgan.stratified_split(train, label_key="cell_type", seed=1)
+        types = list(val.obs["cell_type"].astype(str))
+        print(f"{path.stem}: fit {fit.shape}, validation {val.shape}", flush=True)
+        for seed in args.seeds:
+            if args.references:
+                for ref in ("copy", "gaussian"):
+                    gen = REFERENCES[ref]().fit(fit, label_key="cell_type").generate(
+                        val.n_obs, cell_type=types, seed=seed)
+                    r = {"dataset": path.stem, "variant": ref, "seed": seed, **score(gen, val, fit, seed)}
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+            for spec in args.variants:
+                name, over = parse_variant(spec)
+                tover = {k: v for k, v in over.items() if k in tkeys}
+                mover = {k: v for k, v in over.items() if k not in tkeys}
+                if "steps" in tover:
+                    per_epoch = max(1, fit.n_obs // tover.get("batch_size", 32))
+                    tover["epochs"] = max(1, int(np.ceil(tover.pop("steps") / per_epoch)))
+                t0 = time.time()
+                model = lshgan.LSHGAN(fit, label_key="cell_type", **mover)
+                model.train(progress=False, seed=seed, **tover)
+                gen = model.generate(val.n_obs, cell_type=types if model.config.conditional else None,
+                                     seed=seed)
+                r = {"dataset": path.stem, "variant": name, "spec": spec, "seed": seed,
+                     "train_s": round(time.time() - t0, 1), "n_latent": model.config.n_latent,
+                     **score(gen, val, fit, seed)}
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+                out.write_text(json.dumps(rows, indent=1))
+        out.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
