@@ -68,13 +68,17 @@ def test_yan_preprocess_split_train_generate_evaluate(tmp_path, shared_data_file
     assert list(g.var_names) == list(ad.read_h5ad(tr).var_names)
     metrics, plots = tmp_path / "metrics.json", tmp_path / "plots"
     code, out, err = lshgan("evaluate", gen, "--train", tr, "--test", te, "--label-key", "cell_type",
-                            "-o", metrics, "--plots", plots)
+                            "-o", metrics, "--plots", plots, "--groundgan")
     assert code == 0, err
     m = json.loads(metrics.read_text())
     assert 0 <= m["lshgan"]["rf_auc"] <= 1 and m["lshgan"]["dcr"] > 0
-    assert {"copy", "gaussian"} <= set(m["references"])
+    assert {"copy", "gaussian", "real-vs-real"} <= set(m["references"])
     assert m["references"]["copy"]["dcr"] < 0.05  # copies are caught as copies
+    for key in ("recall", "coverage", "substate_coverage", "marker_top50_overlap",
+                "rf_auc_groundgan"):
+        assert key in m["lshgan"] and key in m["references"]["real-vs-real"]
     assert (plots / "umap.png").stat().st_size > 10_000
+    assert (plots / "diversity.png").stat().st_size > 10_000
     assert "lshgan" in out and "copy" in out
 
 

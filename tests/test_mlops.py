@@ -255,6 +255,27 @@ def test_dvc_metrics_file_is_short_and_reads_back_the_same():
         assert from_short[key] == pytest.approx(from_full[key])
 
 
+def test_real_vs_real_never_gets_an_objective(tmp_path):
+    """Its DCR is 0 by construction: its objective would be a meaningless copying penalty."""
+    full = {"lshgan": {"rf_auc": 0.8, "dcr": 1.0, "recall": 0.7, "substate_coverage": 0.9},
+            "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0},
+                           "real-vs-real": {"rf_auc": 0.5, "dcr": 0.0, "recall": 0.9,
+                                            "substate_coverage": 1.0}}}
+    short = pipeline.summary_metrics(full)
+    assert short["recall"] == 0.7 and short["substate_coverage"] == 0.9
+    assert "objective" not in short["references"]["real-vs-real"]
+    assert short["references"]["real-vs-real"]["recall"] == 0.9
+    for result in (full, short):
+        m = tracking.evaluation_metrics(result)
+        assert m["objective"] == pytest.approx(0.8) and "real-vs-real.objective" not in m
+    (tmp_path / "yan").mkdir()
+    (tmp_path / "yan" / "metrics.json").write_text(json.dumps(short))
+    rows = pipeline.summarise(tmp_path, tmp_path / "summary.json")
+    assert rows["yan"]["real-vs-real_rf_auc"] == 0.5 and rows["yan"]["recall"] == 0.7
+    assert not any(k.startswith("real-vs-real_") and k.endswith(("objective", "dcr"))
+                   for k in rows["yan"])
+
+
 def test_a_training_run_records_params_losses_and_metrics(tracking_dir, model_dir):
     from mlflow import MlflowClient
 

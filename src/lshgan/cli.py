@@ -341,18 +341,27 @@ def cmd_generate(args) -> int:
 
 
 def evaluate_files(generated, train, test, *, label_key, seed, output, plots, force,
-                   include_references=True, extra=None):
-    """Score generated cells against the held-out test cells; write JSON (+ PNGs)."""
+                   include_references=True, extra=None, protocols=()):
+    """Score generated cells against the held-out test cells; write JSON (+ PNGs).
+
+    The JSON holds the generator's metrics under ``lshgan`` and the rows of the copy and
+    gaussian references and of the real-vs-real control under ``references`` (the control
+    is the floor of every realism and diversity metric; its DCR is 0 by construction, so
+    it never gets an objective).  ``protocols`` (e.g. ``("groundgan",)``) adds the
+    optional protocols of :func:`lshgan.metrics.evaluate`.  ``plots``: a folder for
+    ``umap.png``, ``gene_statistics.png`` and ``diversity.png``.
+    """
     from .io import check_writable, write_json
     from .metrics import evaluate_generators
     from .model import check_genes
-    from .plotting import plot_gene_statistics, plot_umap
+    from .plotting import plot_diversity, plot_gene_statistics, plot_umap
 
     check_writable(output, force=force)
     check_genes(generated, list(train.var_names), what=f"training data")
     check_genes(test, list(train.var_names), what=f"training data")
     table = evaluate_generators({"lshgan": generated}, train=train, test=test,
-                                label_key=label_key, seed=seed, include_references=include_references)
+                                label_key=label_key, seed=seed, include_references=include_references,
+                                protocols=protocols)
     result = {"lshgan": table.loc["lshgan"].to_dict() if "lshgan" in table.index else {},
               "references": {i: r.to_dict() for i, r in table.iterrows() if i != "lshgan"},
               "n_train": int(train.n_obs), "n_test": int(test.n_obs), "seed": seed}
@@ -364,6 +373,7 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
         plots.mkdir(parents=True, exist_ok=True)
         plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
         plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
+        plot_diversity(table, plots / "diversity.png", force=True)
     return result, table
 
 
@@ -384,7 +394,8 @@ def cmd_evaluate(args) -> int:
     with output_lock(args.output):
         _, table = evaluate_files(gen, train, test, label_key=args.label_key, seed=args.seed,
                                   output=args.output, plots=args.plots, force=args.force,
-                                  include_references=not args.no_references)
+                                  include_references=not args.no_references,
+                                  protocols=("groundgan",) if args.groundgan else ())
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -435,7 +446,7 @@ def _run_into(args, out: Path) -> int:
                               output=out / "metrics.json", plots=out, force=True,
                               extra={"train_seconds": model.train_seconds})
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    _say(f"results in {out}/ (metrics.json, umap.png, losses in model/losses.png)")
+    _say(f"results in {out}/ (metrics.json, umap.png, diversity.png, losses in model/losses.png)")
     return 0
 
 
@@ -506,8 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-key", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="metrics JSON")
-    p.add_argument("--plots", default=None, help="folder for PNG pictures (UMAP, gene statistics)")
-    p.add_argument("--no-references", action="store_true", help="skip the copy and gaussian references")
+    p.add_argument("--plots", default=None,
+                   help="folder for PNG pictures (UMAP, gene statistics, diversity metrics)")
+    p.add_argument("--no-references", action="store_true",
+                   help="skip the copy and gaussian references and the real-vs-real control")
+    p.add_argument("--groundgan", action="store_true",
+                   help="also score the published GRouNdGAN RF-AUC protocol (rf_auc_groundgan; "
+                        "a 1000-tree forest, slower)")
     common(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -17,7 +17,8 @@ same steps.
   0 or absent: torch's default): the keys ``lshgan tune`` writes;
 * ``generate`` -- ``n_cells`` (``test``: as many as the test split, with its cell types),
   ``seed``;
-* ``evaluate`` -- ``seed``, ``references`` (also score the copy/gaussian references);
+* ``evaluate`` -- ``seed``, ``references`` (also score the copy/gaussian references and the
+  real-vs-real control);
 * ``register`` -- ``max_cells`` (the served model's bound per request).
 
 Examples
@@ -295,27 +296,35 @@ def generate(model_dir: str | os.PathLike, test_path: str | os.PathLike, output:
 
 #: Generator metrics copied into the DVC metrics file (the full evaluation keeps them all).
 SUMMARY_METRICS = ("rf_auc", "dcr", "wasserstein_genes", "wasserstein_pca", "mean_corr",
-                   "var_corr", "dropout_corr")
+                   "var_corr", "dropout_corr", "recall", "coverage", "substate_coverage",
+                   "marker_top50_overlap")
 
 
 def summary_metrics(result: dict) -> dict:
     """The DVC metrics of an evaluation: ``objective``, the main metrics, the references'.
 
+    The ``real-vs-real`` control (:data:`lshgan.metrics.REAL_VS_REAL`) gets no objective:
+    its cells are training cells, so its DCR is 0 by construction and its objective would
+    be a meaningless copying penalty; nothing may rank or register by it.
+
     Examples
     --------
     >>> summary_metrics({"lshgan": {"rf_auc": 0.9, "dcr": 1.0, "n_test": 5},
-    ...                  "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0}}})
-    {'objective': 0.9, 'rf_auc': 0.9, 'dcr': 1.0, 'references': {'copy': {'objective': 2.35, 'rf_auc': 0.55, 'dcr': 0.0}}}
+    ...                  "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0},
+    ...                                 "real-vs-real": {"rf_auc": 0.5, "dcr": 0.0}}})
+    {'objective': 0.9, 'rf_auc': 0.9, 'dcr': 1.0, 'references': {'copy': {'objective': 2.35, 'rf_auc': 0.55, 'dcr': 0.0}, 'real-vs-real': {'rf_auc': 0.5, 'dcr': 0.0}}}
     """
+    from ..metrics import REAL_VS_REAL
     from ..objective import objective_from_metrics
 
-    def pick(values: dict) -> dict:
-        out = {"objective": round(objective_from_metrics(values), 6)}
+    def pick(values: dict, with_objective: bool = True) -> dict:
+        out = {"objective": round(objective_from_metrics(values), 6)} if with_objective else {}
         out.update({k: values[k] for k in SUMMARY_METRICS if values.get(k) is not None})
         return out
 
     out = pick(result["lshgan"])
-    refs = {name: pick(values) for name, values in (result.get("references") or {}).items()}
+    refs = {name: pick(values, with_objective=name != REAL_VS_REAL)
+            for name, values in (result.get("references") or {}).items()}
     if refs:
         out["references"] = refs
     return out
@@ -416,17 +425,25 @@ def summarise(folder: str | os.PathLike, output: str | os.PathLike,
               table: str | os.PathLike | None = None) -> dict:
     """Collect ``<folder>/<dataset>/metrics.json`` into one metrics JSON (+ a Markdown table).
 
-    Per dataset: the generator's ``objective``, ``rf_auc`` and ``dcr``, and the references'
-    when they were scored (``copy_rf_auc``, ...).
+    Per dataset: the generator's ``objective``, ``rf_auc``, ``dcr``, ``recall`` and
+    ``substate_coverage``, and the references' when they were scored (``copy_rf_auc``, ...;
+    the ``real-vs-real`` control only with its ``rf_auc``, ``recall`` and
+    ``substate_coverage``: its DCR is 0 by construction and it has no objective).
     """
     from ..io import atomic_path, write_json
+    from ..metrics import REAL_VS_REAL
 
+    core, diversity = ("objective", "rf_auc", "dcr"), ("recall", "substate_coverage")
     rows = {}
     for path in sorted(Path(folder).glob("*/metrics.json")):
         result = json.loads(path.read_text())
-        row = {k: result.get(k) for k in ("objective", "rf_auc", "dcr")}
+        row = {k: result.get(k) for k in core}
+        row.update({k: result[k] for k in diversity if k in result})  # not in older files
         for ref, values in (result.get("references") or {}).items():
-            row.update({f"{ref}_{k}": values.get(k) for k in ("objective", "rf_auc", "dcr")})
+            if ref == REAL_VS_REAL:
+                row.update({f"{ref}_{k}": values[k] for k in ("rf_auc", *diversity) if k in values})
+            else:
+                row.update({f"{ref}_{k}": values.get(k) for k in core})
         rows[path.parent.name] = row
     if not rows:
         raise ParameterError(f"{folder}: no <dataset>/metrics.json to summarise")
