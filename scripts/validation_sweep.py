@@ -78,9 +78,7 @@ def score(gen, val, fit, seed: int) -> dict:
 
 
 def preprocess_config(name: str) -> lshgan.PreprocessConfig:
-    droplet = {"pbmc_sorted_zheng", "pbmc4k_top2000", "mouse_bladder_top2000", "worm_neuron_top2000"}
-    if name in droplet:
-        return lshgan.PreprocessConfig(min_genes=5, min_count=0, min_cells_frac=0.01, n_top_genes=2000)
+    """The library's automatic thresholds (from the detected kind of data), 2000 HVG."""
     return lshgan.PreprocessConfig(n_top_genes=2000)
 
 

@@ -88,7 +88,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"where the GAN works: every gene, or a whitened PCA cell state decoded to "
                         f"genes by a fitted hurdle model (default {m.space})")
     g.add_argument("--n-latent", type=int, default=None,
-                   help="latent dimension with --space latent (default: training cells / 10, 8 to 50)")
+                   help="latent dimension with --space latent (default: training cells / 10, 8 to 16)")
+    g.add_argument("--anchor-residual", action=argparse.BooleanOptionalAction, default=m.anchor_residual,
+                   help="G writes a displacement from its LSH anchor's cell state (default; "
+                        "--no-anchor-residual: a free cell state, the anchor only an input)")
     g.add_argument("--paper", action="store_true",
                    help="the paper-faithful configuration (16-16 MLPs, BCE loss, mixture input)")
     g.add_argument("--g-hidden", type=_widths, default=m.g_hidden, help="generator widths, e.g. 256,256")
@@ -96,7 +99,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-dim", type=int, default=m.noise_dim)
     g.add_argument("--unconditional", action="store_true", help="ignore cell types even if labels are given")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=t.epochs, help=f"passes over the training cells (default {t.epochs})")
+    g.add_argument("--epochs", type=int, default=t.epochs,
+                   help=f"passes over the training cells (default {t.epochs}), at most --max-steps updates")
+    g.add_argument("--max-steps", type=int, default=t.max_steps,
+                   help=f"the budget's cap in generator updates (default {t.max_steps}: 300 epochs of "
+                        "200 cells, 47 of 2,700; 0: no cap)")
     g.add_argument("--batch-size", type=int, default=t.batch_size)
     g.add_argument("--lr", type=float, default=None, help="learning rate of G and D")
     g.add_argument("--loss", choices=["wgan-gp", "hinge", "bce"], default=None,
@@ -133,7 +140,8 @@ def model_and_train_configs(args):
     else:
         model = ModelConfig(k=args.k, t=args.t, input_mode=args.input_mode, g_hidden=args.g_hidden,
                             d_hidden=args.d_hidden, noise_dim=args.noise_dim,
-                            space=args.space, n_latent=args.n_latent)
+                            space=args.space, n_latent=args.n_latent,
+                            anchor_residual=args.anchor_residual)
         train = dict(batch_size=args.batch_size)
     if args.unconditional:
         model.conditional = False
@@ -145,6 +153,7 @@ def model_and_train_configs(args):
         train["lr_g"] = train["lr_d"] = args.lr
     check_positive_int("--checkpoint-every", args.checkpoint_every, minimum=0)
     tc = TrainConfig(**{**asdict(TrainConfig()), **train, "epochs": args.epochs, "seed": args.seed,
+                        "max_steps": args.max_steps,
                         "checkpoint_every": args.checkpoint_every})
     return model, tc
 
