@@ -27,8 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from . import __version__
-from .errors import (CheckpointError, GeneMismatchError, InputDataError, OutputExistsError,
-                     ParameterError, check_positive_int)
+from .errors import (CheckpointError, GeneMismatchError, InputDataError, LSHGANError,
+                     OutputExistsError, ParameterError, check_positive_int)
 from .lsh import lsh_subsample
 from .module.decoder import HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
@@ -532,7 +532,26 @@ class LSHGAN:
 
     @classmethod
     def load(cls, path: str | os.PathLike, adata: ad.AnnData | None = None) -> "LSHGAN":
-        """Load a saved model; with ``adata``, refuse it unless its genes match exactly."""
+        """Load a saved model; with ``adata``, refuse it unless its genes match exactly.
+
+        Missing, corrupt or foreign model files raise :class:`CheckpointError`: bad JSON,
+        a weights file that is not one (``UnpicklingError``) or a ``config.json`` of another
+        lshgan version (``KeyError``/``TypeError``) would otherwise end in a traceback.
+        """
+        import pickle
+
+        try:
+            return cls._load(path, adata)
+        except LSHGANError:
+            raise
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+                AttributeError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise CheckpointError(f"{path}: model files are corrupt or from another lshgan "
+                                  f"version ({type(err).__name__}: {first})") from None
+
+    @classmethod
+    def _load(cls, path: str | os.PathLike, adata: ad.AnnData | None) -> "LSHGAN":
         path = Path(path)
         try:
             meta = json.loads((path / CONFIG_FILE).read_text())

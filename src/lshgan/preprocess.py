@@ -351,11 +351,13 @@ def stratified_split(
     test_size: float = 0.2,
     label_key: str | None = None,
     seed: int = 0,
+    name: str = "data",
 ) -> tuple[ad.AnnData, ad.AnnData]:
     """Split cells into train and test, stratified by ``label_key`` when given.
 
     Types with a single cell go to the training side (they cannot be stratified).
-    ``obs['split']`` records the side of each cell.
+    ``obs['split']`` records the side of each cell.  A split scikit-learn refuses (e.g.
+    fewer test cells than cell types) raises :class:`ParameterError` naming ``name``.
     """
     from sklearn.model_selection import train_test_split
 
@@ -369,7 +371,12 @@ def stratified_split(
         vals, counts = np.unique(labels, return_counts=True)
         single = np.isin(labels, vals[counts < 2])
         strat = labels[~single]
-    tr, te = train_test_split(idx[~single], test_size=test_size, random_state=seed, stratify=strat)
+    try:
+        tr, te = train_test_split(idx[~single], test_size=test_size, random_state=seed,
+                                  stratify=strat)
+    except ValueError as err:
+        raise ParameterError(f"{name}: cannot split {adata.n_obs} cells with test_size={test_size}"
+                             f"{f' by {label_key!r}' if label_key else ''}: {err}") from None
     tr = np.sort(np.concatenate([tr, idx[single]]))
     te = np.sort(te)
     train, test = adata[tr].copy(), adata[te].copy()
