@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from lshgan import workflow
 from lshgan.mlops import pipeline
 
 
@@ -20,9 +21,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("evaluate", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.evaluate(args.generated, args.train, args.test, args.metrics,
-                      label_key=args.label_key, params=params, plots=args.plots,
-                      evaluation_out=args.evaluation or Path(args.metrics).with_name("evaluation.json"))
+    result, _ = workflow.evaluate(args.generated, args.train, args.test,
+                                  args.evaluation or Path(args.metrics).with_name("evaluation.json"),
+                                  label_key=args.label_key, seed=int(params.get("seed", 0)),
+                                  references=bool(params.get("references", True)),
+                                  plots=args.plots, summary=args.metrics, force=True)
+    m = result["lshgan"]
+    workflow.say(f"evaluate: rf_auc {m['rf_auc']:.3f}, dcr {m['dcr']:.3f}, objective "
+                 f"{result['objective']:.3f} -> {args.metrics}")
 
 
 if __name__ == "__main__":

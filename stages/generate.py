@@ -2,6 +2,7 @@
 
 import argparse
 
+from lshgan import workflow
 from lshgan.mlops import pipeline
 
 
@@ -14,7 +15,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("generate", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.generate(args.model, args.test, args.output, label_key=args.label_key, params=params)
+    cells = workflow.generate(args.model, args.output, n_cells=params.get("n_cells", "test"),
+                              test=args.test, label_key=args.label_key,
+                              seed=int(params.get("seed", 0)), force=True)
+    workflow.say(f"generate: {cells.n_obs} cells -> {args.output}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ SOURCE is ``pbmc68k_reduced`` (embedded in scanpy, nothing to download), a file 
 
 import argparse
 
+from lshgan import workflow
 from lshgan.mlops import pipeline
 
 
@@ -16,7 +17,8 @@ def main(argv=None):
     parser.add_argument("output")
     parser.add_argument("--label-key", default=None, help="obs column with cell types (checked)")
     args = parser.parse_args(argv)
-    pipeline.ingest(args.source, args.output, label_key=args.label_key)
+    adata = workflow.ingest(args.source, args.output, label_key=args.label_key)
+    workflow.say(f"ingest: {args.source} ({adata.n_obs} cells x {adata.n_vars} genes) -> {args.output}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import argparse
 
+from lshgan import config, workflow
 from lshgan.mlops import pipeline
 
 
@@ -13,7 +14,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("preprocess", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.preprocess(args.input, args.output, label_key=args.label_key, params=params)
+    raw, out = workflow.preprocess(args.input, args.output, config=config.preprocess_config(params),
+                                   label_key=args.label_key, force=True)
+    workflow.say(f"preprocess: {raw.n_obs} x {raw.n_vars} -> {out.n_obs} cells x {out.n_vars} genes")
 
 
 if __name__ == "__main__":

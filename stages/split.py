@@ -2,6 +2,7 @@
 
 import argparse
 
+from lshgan import workflow
 from lshgan.mlops import pipeline
 
 
@@ -14,7 +15,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("split", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.split(args.input, args.train, args.test, label_key=args.label_key, params=params)
+    _, train, test = workflow.split(args.input, args.train, args.test, label_key=args.label_key,
+                                    test_size=params.get("test_size", 0.2),
+                                    seed=params.get("seed", 0), force=True)
+    workflow.say(f"split: {train.n_obs} train / {test.n_obs} test cells")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Writes the model folder and, in PLOTS, ``losses.csv`` (a DVC plot) and ``losses.
 
 import argparse
 
+from lshgan import workflow
 from lshgan.mlops import pipeline
 
 
@@ -17,7 +18,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = pipeline.load_params("train", path=args.params,
                                   overrides=pipeline.parse_assignments(args.set))
-    pipeline.train(args.train, args.model, label_key=args.label_key, params=params, plots=args.plots)
+    model, _ = workflow.train(args.train, args.model, settings=params, label_key=args.label_key,
+                              force=True, plots=args.plots, table=True)
+    workflow.say(f"train: {model!r}, {len(model.history.epoch)} epochs in {model.train_seconds:.1f} s "
+                 f"-> {args.model}")
 
 
 if __name__ == "__main__":

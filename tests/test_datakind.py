@@ -264,10 +264,11 @@ def test_cli_prints_kind_and_report_and_takes_the_flags(tmp_path, capsys):
 
 def test_stage_script_null_and_auto_thresholds(tmp_path, capsys):
     """``-S key=${item.key}`` of a null in params.yaml arrives as ``None``: automatic."""
+    from lshgan.config import preprocess_config
     from lshgan.mlops import pipeline
 
     assert pipeline.parse_assignments(["min_genes=None", "min_count=null", "min_cells_frac=auto"]) == {
         "min_genes": None, "min_count": None, "min_cells_frac": "auto"}
-    config = pipeline.preprocess_config({"min_genes": None, "min_count": "auto", "min_cells_frac": "auto",
-                                         "data_kind": "auto", "layer": None})
+    config = preprocess_config({"min_genes": None, "min_count": "auto", "min_cells_frac": "auto",
+                                "data_kind": "auto", "layer": None})
     assert config == PreprocessConfig()

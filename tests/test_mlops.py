@@ -28,7 +28,7 @@ import yaml  # noqa: E402
 pytest.importorskip("mlflow")
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from lshgan import LSHGAN  # noqa: E402
+from lshgan import LSHGAN, config, workflow  # noqa: E402
 from lshgan.cli import main as lshgan_main  # noqa: E402
 from lshgan.errors import GeneMismatchError, InputDataError, ParameterError  # noqa: E402
 from lshgan.mlops import pipeline, tracking  # noqa: E402
@@ -247,7 +247,7 @@ def test_evaluation_metrics_add_the_objective():
 def test_dvc_metrics_file_is_short_and_reads_back_the_same():
     full = {"lshgan": {"rf_auc": 0.8, "dcr": 0.5, "n_test": 20, "reference": False},
             "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0, "n_test": 20}}, "n_train": 80}
-    short = pipeline.summary_metrics(full)
+    short = workflow.summary_metrics(full)
     assert set(short) == {"objective", "rf_auc", "dcr", "references"}
     assert short["references"]["copy"]["objective"] == pytest.approx(2.35)
     from_short, from_full = tracking.evaluation_metrics(short), tracking.evaluation_metrics(full)
@@ -261,7 +261,7 @@ def test_real_vs_real_never_gets_an_objective(tmp_path):
             "references": {"copy": {"rf_auc": 0.55, "dcr": 0.0},
                            "real-vs-real": {"rf_auc": 0.5, "dcr": 0.0, "recall": 0.9,
                                             "substate_coverage": 1.0}}}
-    short = pipeline.summary_metrics(full)
+    short = workflow.summary_metrics(full)
     assert short["recall"] == 0.7 and short["substate_coverage"] == 0.9
     assert "objective" not in short["references"]["real-vs-real"]
     assert short["references"]["real-vs-real"]["recall"] == 0.9
@@ -375,19 +375,19 @@ def test_cli_augment_and_sample(model_dir, tmp_path, capsys):
 # ---------------------------------------------------------------------------- parameters
 def test_params_yaml_builds_every_config():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    pipeline.preprocess_config(params["preprocess"])
-    model, train, device = pipeline.train_configs(params["train"])
+    config.preprocess_config(params["preprocess"])
+    model, train = config.train_configs(params["train"])
     assert (model.k, model.t, train.epochs) == (params["train"]["k"], params["train"]["t"],
                                                 params["train"]["epochs"])
     assert train.lr_g == train.lr_d == params["train"]["lr"]
 
 
 def test_train_section_accepts_what_tune_writes():
-    model, train, _ = pipeline.train_configs({"k": 3, "width": 32, "depth": 3, "lr": 1e-3,
-                                              "epochs": 4, "paper": False})
+    model, train = config.train_configs({"k": 3, "width": 32, "depth": 3, "lr": 1e-3,
+                                         "epochs": 4, "paper": False})
     assert model.g_hidden == (32, 32, 32) and train.lr_d == 1e-3
     with pytest.raises(ParameterError, match="unknown key"):
-        pipeline.train_configs({"epochz": 3})
+        config.train_configs({"epochz": 3})
 
 
 def test_mlproject_defaults_agree_with_params_yaml():

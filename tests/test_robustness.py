@@ -33,11 +33,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from lshgan.cli import checkpoint_paths, main
+from lshgan.cli import main
 from lshgan.datasets import synthetic_log_expression
 from lshgan.errors import (CheckpointError, DataWarning, GeneMismatchError, InputDataError,
                            LSHGANError, OutputBusyError, ParameterError)
 from lshgan.io import check_training_cells, lock_path, output_lock, read_dataset
+from lshgan.workflow import checkpoint_paths
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--quiet", "--g-hidden", "8", "--d-hidden", "8", "--noise-dim", "8", "--batch-size", "16",

@@ -15,20 +15,22 @@ or all at once, on the embedded default dataset (nothing to download)::
 
 User errors (bad files, bad parameters, existing outputs) print one line ``error: ...``
 and exit with status 2; no traceback.
+
+This module only parses arguments and prints: every step is a function of
+:mod:`lshgan.workflow`, every setting goes through :mod:`lshgan.config`.  The MLOps
+subcommands (``track``, ``tune``, ``serve``, ...) are attached in one place,
+:func:`add_mlops_subcommands`; nothing of the core imports them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import sys
-from dataclasses import asdict, fields
-from pathlib import Path
 
-from . import __version__
-from .errors import (CheckpointError, DataWarning, LSHGANError, OutputExistsError, ParameterError,
-                     check_positive_int)
+from . import __version__, workflow
+from .errors import LSHGANError, check_positive_int
+from .workflow import say as _say
+from .workflow import user_warnings
 
 EXIT_USER_ERROR = 2
 
@@ -73,49 +75,89 @@ def _preprocess_config(args):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """Flags of the model and training settings (:mod:`lshgan.config`).
+
+    Their defaults are ``None``, "not given": the preset's value applies (``--paper``), else
+    the field's default, which the help shows.
+    """
+    from .config import PRESETS
     from .model import ModelConfig
     from .module.training import TrainConfig
 
     m, t = ModelConfig(), TrainConfig()
-    g = p.add_argument_group("LSH sampling")
-    g.add_argument("--k", type=int, default=m.k, help=f"neighbours marked per kept cell (default {m.k})")
-    g.add_argument("--t", type=int, default=m.t, help=f"rounds of the greedy pass (default {m.t})")
-    g = p.add_argument_group("model")
-    g.add_argument("--input-mode", choices=["lsh", "plain", "paper"], default=m.input_mode,
-                   help="generator input: LSH-subsample anchors + noise (lsh), pure noise (plain), "
-                        "the paper's gene-dimensional mixture (paper)")
-    g.add_argument("--space", choices=["genes", "latent"], default=m.space,
+    dests = []
+    p.set_defaults(setting_flags=dests)  # what settings() reads
+
+    class Group:  # an argument group that records the settings' flags
+        def __init__(self, title):
+            self.group = p.add_argument_group(title)
+
+        def add_argument(self, *flags, setting=True, **kw):
+            action = self.group.add_argument(*flags, **kw)
+            if setting:
+                dests.append(action.dest)
+
+    g = Group("LSH sampling")
+    g.add_argument("--k", type=int, default=None, help=f"neighbours marked per kept cell (default {m.k})")
+    g.add_argument("--t", type=int, default=None, help=f"rounds of the greedy pass (default {m.t})")
+    g = Group("model")
+    g.add_argument("--input-mode", choices=["lsh", "plain", "paper"], default=None,
+                   help="generator input: LSH-subsample anchors + noise (lsh, the default), pure "
+                        "noise (plain), the paper's gene-dimensional mixture (paper)")
+    g.add_argument("--space", choices=["genes", "latent"], default=None,
                    help=f"where the GAN works: every gene, or a whitened PCA cell state decoded to "
                         f"genes by a fitted hurdle model (default {m.space})")
     g.add_argument("--n-latent", type=int, default=None,
                    help="latent dimension with --space latent (default: training cells / 10, 8 to 16)")
-    g.add_argument("--anchor-residual", action=argparse.BooleanOptionalAction, default=m.anchor_residual,
+    g.add_argument("--anchor-residual", action=argparse.BooleanOptionalAction, default=None,
                    help="G writes a displacement from its LSH anchor's cell state (default; "
                         "--no-anchor-residual: a free cell state, the anchor only an input)")
     g.add_argument("--paper", action="store_true",
-                   help="the paper-faithful configuration (16-16 MLPs, BCE loss, mixture input)")
-    g.add_argument("--g-hidden", type=_widths, default=m.g_hidden, help="generator widths, e.g. 256,256")
-    g.add_argument("--d-hidden", type=_widths, default=m.d_hidden, help="discriminator widths")
-    g.add_argument("--noise-dim", type=int, default=m.noise_dim)
+                   help=f"start from the paper preset ({PRESETS['paper'].doc}); flags given as "
+                        "well override it")
+    g.add_argument("--g-hidden", type=_widths, default=None,
+                   help=f"generator widths, e.g. 256,256 (default {_fmt(m.g_hidden)})")
+    g.add_argument("--d-hidden", type=_widths, default=None,
+                   help=f"discriminator widths (default {_fmt(m.d_hidden)})")
+    g.add_argument("--noise-dim", type=int, default=None, help=f"(default {m.noise_dim})")
     g.add_argument("--unconditional", action="store_true", help="ignore cell types even if labels are given")
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=t.epochs,
+    g = Group("training")
+    g.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training cells (default {t.epochs}), at most --max-steps updates")
-    g.add_argument("--max-steps", type=int, default=t.max_steps,
+    g.add_argument("--max-steps", type=int, default=None,
                    help=f"the budget's cap in generator updates (default {t.max_steps}: 300 epochs of "
                         "200 cells, 47 of 2,700; 0: no cap)")
-    g.add_argument("--batch-size", type=int, default=t.batch_size)
-    g.add_argument("--lr", type=float, default=None, help="learning rate of G and D")
+    g.add_argument("--batch-size", type=_batch_size, default=None,
+                   help=f"cells per batch, or 'full' (every cell; --paper) (default {t.batch_size})")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate of G and D (default {t.lr_g:g})")
     g.add_argument("--loss", choices=["wgan-gp", "hinge", "bce"], default=None,
                    help=f"adversarial objective (default {t.loss}; --paper: bce)")
-    g.add_argument("--n-critic", type=int, default=None, help="D steps per G step")
+    g.add_argument("--n-critic", type=int, default=None,
+                   help=f"D steps per G step (default {t.n_critic})")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     g.add_argument("--threads", type=int, default=1,
                    help="CPU threads of torch (default 1: fastest for these small networks, and "
                         "25x faster than torch's default on a busy 2-core machine; 0: torch's default)")
     g.add_argument("--checkpoint-every", type=int, default=0, help="write a resumable checkpoint every N epochs")
-    g.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    g.add_argument("--resume", action="store_true", setting=False,
+                   help="continue from the checkpoint in the output folder")
+
+
+def _fmt(widths) -> str:
+    return ",".join(map(str, widths))
+
+
+def _batch_size(text: str):
+    from .config import FULL_BATCH
+
+    if text == FULL_BATCH:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or {FULL_BATCH!r}, got {text!r}") from None
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -128,334 +170,63 @@ def _widths(text: str) -> tuple[int, ...]:
     return w
 
 
-def model_and_train_configs(args):
-    """(ModelConfig, TrainConfig) from parsed arguments (shared with the MLOps glue)."""
-    from .model import ModelConfig
-    from .module.training import TrainConfig
-
-    over = dict(k=args.k, t=args.t)
-    if args.paper:
-        model = ModelConfig.paper(**over)
-        train = dict(loss="bce", n_critic=1, lr_g=2e-4, lr_d=2e-4, batch_size=args.batch_size)
-    else:
-        model = ModelConfig(k=args.k, t=args.t, input_mode=args.input_mode, g_hidden=args.g_hidden,
-                            d_hidden=args.d_hidden, noise_dim=args.noise_dim,
-                            space=args.space, n_latent=args.n_latent,
-                            anchor_residual=args.anchor_residual)
-        train = dict(batch_size=args.batch_size)
-    if args.unconditional:
-        model.conditional = False
-    if args.loss:
-        train["loss"] = args.loss
-    if args.n_critic is not None:  # 0 is refused by TrainConfig, not ignored
-        train["n_critic"] = args.n_critic
-    if args.lr is not None:
-        train["lr_g"] = train["lr_d"] = args.lr
+def settings(args) -> dict:
+    """The flat settings (:func:`lshgan.config.train_configs`) of ``train``/``run`` arguments:
+    the flags of :func:`_add_model_args` that were given (not ``None``)."""
     check_positive_int("--checkpoint-every", args.checkpoint_every, minimum=0)
-    tc = TrainConfig(**{**asdict(TrainConfig()), **train, "epochs": args.epochs, "seed": args.seed,
-                        "max_steps": args.max_steps,
-                        "checkpoint_every": args.checkpoint_every})
-    return model, tc
-
-
-def _read(path, label_key=None, layer=None):
-    from .io import read_dataset
-
-    return read_dataset(path, label_key=label_key, layer=layer)
-
-
-def load_model(path, adata=None):
-    """:meth:`LSHGAN.load`, with any unreadable model file as :class:`CheckpointError`.
-
-    ``LSHGAN.load`` reports missing files and bad JSON itself; a weights file that is not a
-    weights file (``UnpicklingError``) or a ``config.json`` from another version
-    (``KeyError``/``TypeError``) would otherwise end in a traceback.
-    """
-    import pickle
-
-    from .model import LSHGAN
-
-    try:
-        return LSHGAN.load(path, adata=adata)
-    except LSHGANError:
-        raise
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{path}: model files are corrupt or from another lshgan version "
-                              f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})") from None
-
-
-def split_cells(adata, *, name: str, test_size: float, label_key, seed: int):
-    """:func:`lshgan.stratified_split`, with scikit-learn's refusals as :class:`ParameterError`."""
-    from .preprocess import stratified_split
-
-    try:
-        return stratified_split(adata, test_size=test_size, label_key=label_key, seed=seed)
-    except LSHGANError:
-        raise
-    except ValueError as err:  # e.g. fewer test cells than cell types
-        raise ParameterError(f"{name}: cannot split {adata.n_obs} cells with test_size={test_size}"
-                             f"{f' by {label_key!r}' if label_key else ''}: {err}") from None
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    return {name: getattr(args, name) for name in args.setting_flags
+            if getattr(args, name) is not None}
 
 
 # --------------------------------------------------------------------------- commands
 def cmd_preprocess(args) -> int:
-    from .io import check_writable, output_lock, write_h5ad
-    from .preprocess import preprocess
-
-    check_writable(args.output, force=args.force)
-    with output_lock(args.output):
-        config = _preprocess_config(args)
-        adata = _read(args.input, args.label_key, config.layer)
-        out, _ = preprocess(adata, config, name=str(args.input))
-        write_h5ad(out, args.output, force=args.force)
+    adata, out = workflow.preprocess(args.input, args.output, config=_preprocess_config(args),
+                                     label_key=args.label_key, force=args.force)
     _say(f"preprocessed {adata.n_obs} x {adata.n_vars} -> {out.n_obs} cells x {out.n_vars} genes: {args.output}")
     return 0
 
 
 def cmd_split(args) -> int:
-    from .io import check_writable, output_lock, write_h5ad
-
-    if Path(args.train).absolute() == Path(args.test).absolute():
-        raise ParameterError(f"--train and --test are the same file: {args.train}")
-    for p in (args.train, args.test):
-        check_writable(p, force=args.force)
-    with output_lock(args.train), output_lock(args.test):
-        adata = _read(args.input, args.label_key)
-        train, test = split_cells(adata, name=str(args.input), test_size=args.test_size,
-                                  label_key=args.label_key, seed=args.seed)
-        existed = Path(args.train).exists()
-        write_h5ad(train, args.train, force=args.force)
-        try:
-            write_h5ad(test, args.test, force=args.force)
-        except BaseException:
-            if not existed:  # no half a split left behind
-                Path(args.train).unlink(missing_ok=True)
-            raise
+    adata, train, test = workflow.split(args.input, args.train, args.test, label_key=args.label_key,
+                                        test_size=args.test_size, seed=args.seed, force=args.force)
     _say(f"split {adata.n_obs} cells: {train.n_obs} train ({args.train}), {test.n_obs} test ({args.test})")
     return 0
 
 
-def checkpoint_paths(output: Path) -> tuple[Path, Path]:
-    """(checkpoint, its settings record) of the model folder ``output``: hidden files beside it."""
-    output = Path(output)
-    return (output.parent / f".{output.name}.checkpoint.pt",
-            output.parent / f".{output.name}.checkpoint.json")
-
-
-def _resume_record(model_cfg, train_cfg, adata, label_key) -> dict:
-    """What must not change between a checkpointed run and its ``--resume`` (epochs may)."""
-    import json
-
-    from .io import dataset_hash
-
-    train = {k: v for k, v in asdict(train_cfg).items() if k not in ("epochs", "checkpoint_every")}
-    return json.loads(json.dumps({"model": asdict(model_cfg), "train": train, "label_key": label_key,
-                                  "data": dataset_hash(adata)}, default=list))
-
-
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def train_model(train_path, label_key, args, output: Path, force: bool):
-    """Read, build, train and save a model; return (model, adata). Used by train and run.
-
-    The output's lock is held throughout (a second writer is refused).  With
-    ``--checkpoint-every N`` a checkpoint is written beside the output every N epochs; a
-    killed run continues from it with ``--resume`` (same settings and data, checked), and a
-    fresh run refuses to overwrite it without ``--force``.  The checkpoint is removed once
-    the model is saved; a diverged run keeps it.
-    """
-    import json
-
-    from .io import check_training_cells, check_writable, output_lock, write_json
-    from .model import LSHGAN
-    from .plotting import plot_losses
-
-    output = Path(output)
-    ckpt, record_path = checkpoint_paths(output)
-    with output_lock(output):
-        if output.exists() and not force and not (args.resume and ckpt.exists()):
-            check_writable(output, force=force)
-        if ckpt.exists() and not args.resume and not force:
-            raise OutputExistsError(f"{ckpt}: a checkpoint of an interrupted run of {output} exists; "
-                                    "pass --resume to continue it, or --force to start over")
-        model_cfg, train_cfg = model_and_train_configs(args)
-        if getattr(args, "threads", 0) and args.threads > 0:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        adata = _read(train_path, label_key)
-        check_training_cells(adata, name=str(train_path), label_key=label_key, k=model_cfg.k)
-        record = _resume_record(model_cfg, train_cfg, adata, label_key)
-        if args.resume and ckpt.exists() and record_path.exists():
-            try:
-                old = json.loads(record_path.read_text())
-            except ValueError:
-                old = record
-            changed = _changed_keys(old, record)
-            if changed:
-                raise CheckpointError(f"{ckpt}: written by a run with other settings or data "
-                                      f"({', '.join(changed)}); resume with the same ones, or drop "
-                                      "--resume and pass --force to start over")
-        elif args.resume and not ckpt.exists():
-            _say(f"{output}: no checkpoint to resume from; training from the first epoch")
-        model = LSHGAN(adata, label_key=label_key, config=model_cfg)
-        use_ckpt = bool(train_cfg.checkpoint_every) or (args.resume and ckpt.exists())
-        if use_ckpt and not (args.resume and ckpt.exists()):
-            ckpt.unlink(missing_ok=True)
-            write_json(record, record_path, force=True)
-        model.train(config=train_cfg, device=args.device, progress=not args.quiet,
-                    checkpoint_path=ckpt if use_ckpt else None, resume=args.resume and ckpt.exists())
-        model.save(output, force=True)
-        plot_losses(model.history, output / "losses.png", force=True)
-        for leftover in (ckpt, ckpt.with_name(ckpt.name + ".tmp"), record_path):
-            leftover.unlink(missing_ok=True)
-    return model, adata
-
-
 def cmd_train(args) -> int:
-    model, adata = train_model(args.input, args.label_key, args, Path(args.output), args.force)
+    model, adata = workflow.train(args.input, args.output, settings=settings(args),
+                                  label_key=args.label_key, force=args.force, resume=args.resume,
+                                  progress=not args.quiet, plots=args.output)
     sub = "" if model.subsample_ is None else f", LSH subsample {len(model.subsample_)} of {adata.n_obs} cells"
     _say(f"trained {model!r} in {model.train_seconds:.1f} s{sub}: {args.output}")
     return 0
 
 
 def cmd_generate(args) -> int:
-    from .io import check_writable, output_lock, write_h5ad
-
-    check_writable(args.output, force=args.force)
-    with output_lock(args.output):
-        model = load_model(args.model)
-        cells = model.generate(args.n_cells, cell_type=args.cell_type, seed=args.seed)
-        if args.scale == "normalized":
-            import numpy as np
-
-            cells.X = (np.exp2(cells.X.astype("float64")) - 1).astype("float32")
-        cells.uns["lshgan_generate"] = {"model": str(args.model), "seed": args.seed, "scale": args.scale}
-        write_h5ad(cells, args.output, force=args.force)
+    cells = workflow.generate(args.model, args.output, n_cells=args.n_cells, cell_type=args.cell_type,
+                              seed=args.seed, scale=args.scale, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
     return 0
 
 
-def evaluate_files(generated, train, test, *, label_key, seed, output, plots, force,
-                   include_references=True, extra=None, protocols=()):
-    """Score generated cells against the held-out test cells; write JSON (+ PNGs).
-
-    The JSON holds the generator's metrics under ``lshgan`` and the rows of the copy and
-    gaussian references and of the real-vs-real control under ``references`` (the control
-    is the floor of every realism and diversity metric; its DCR is 0 by construction, so
-    it never gets an objective).  ``protocols`` (e.g. ``("groundgan",)``) adds the
-    optional protocols of :func:`lshgan.metrics.evaluate`.  ``plots``: a folder for
-    ``umap.png``, ``gene_statistics.png`` and ``diversity.png``.
-    """
-    from .io import check_writable, write_json
-    from .metrics import evaluate_generators
-    from .model import check_genes
-    from .plotting import plot_diversity, plot_gene_statistics, plot_umap
-
-    check_writable(output, force=force)
-    check_genes(generated, list(train.var_names), what=f"training data")
-    check_genes(test, list(train.var_names), what=f"training data")
-    table = evaluate_generators({"lshgan": generated}, train=train, test=test,
-                                label_key=label_key, seed=seed, include_references=include_references,
-                                protocols=protocols)
-    result = {"lshgan": table.loc["lshgan"].to_dict() if "lshgan" in table.index else {},
-              "references": {i: r.to_dict() for i, r in table.iterrows() if i != "lshgan"},
-              "n_train": int(train.n_obs), "n_test": int(test.n_obs), "seed": seed}
-    if extra:
-        result.update(extra)
-    write_json(result, output, force=force)
-    if plots:
-        plots = Path(plots)
-        plots.mkdir(parents=True, exist_ok=True)
-        plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
-        plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
-        plot_diversity(table, plots / "diversity.png", force=True)
-    return result, table
-
-
 def cmd_evaluate(args) -> int:
-    from .errors import GeneMismatchError
-    from .io import check_writable, output_lock
-    from .model import check_genes
-
-    check_writable(args.output, force=args.force)
-    gen = _read(args.generated)
-    train = _read(args.train, args.label_key)
-    test = _read(args.test, args.label_key)
-    for path, cells in ((args.generated, gen), (args.test, test)):
-        try:
-            check_genes(cells, list(train.var_names), what=f"training cells ({args.train})")
-        except GeneMismatchError as err:
-            raise GeneMismatchError(f"{path}: {err}") from None
-    with output_lock(args.output):
-        _, table = evaluate_files(gen, train, test, label_key=args.label_key, seed=args.seed,
-                                  output=args.output, plots=args.plots, force=args.force,
-                                  include_references=not args.no_references,
-                                  protocols=("groundgan",) if args.groundgan else ())
+    _, table = workflow.evaluate(args.generated, args.train, args.test, args.output,
+                                 label_key=args.label_key, seed=args.seed, plots=args.plots,
+                                 references=not args.no_references,
+                                 protocols=("groundgan",) if args.groundgan else (),
+                                 force=args.force)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
 def cmd_run(args) -> int:
     """preprocess -> split -> train -> generate -> evaluate, into one folder."""
-    import shutil
-
-    from .io import check_writable, output_lock
-
-    out = Path(args.out)
-    if not (args.resume and checkpoint_paths(out / "model")[0].exists()):
-        check_writable(out, force=args.force)
-    with output_lock(out):
-        created = not out.exists()
-        try:
-            return _run_into(args, out)
-        except BaseException:
-            # a folder this run created holds only partial results: remove it, unless it
-            # keeps a checkpoint to --resume from
-            if created and out.is_dir() and not checkpoint_paths(out / "model")[0].exists():
-                shutil.rmtree(out, ignore_errors=True)
-            raise
-
-
-def _run_into(args, out: Path) -> int:
-    from .io import check_training_cells, write_h5ad
-    from .preprocess import preprocess
-
-    config = _preprocess_config(args)
-    adata = _read(args.input, args.label_key, config.layer)
-    pp, _ = preprocess(adata, config, name=str(args.input))
-    train, test = split_cells(pp, name=str(args.input), test_size=0.2, label_key=args.label_key,
-                              seed=args.seed)
-    model_cfg, _ = model_and_train_configs(args)  # parameters checked before anything is written
-    check_training_cells(train, name=f"{args.input} (training split)", label_key=args.label_key,
-                         k=model_cfg.k)
-    out.mkdir(parents=True, exist_ok=True)
-    write_h5ad(train, out / "train.h5ad", force=True)
-    write_h5ad(test, out / "test.h5ad", force=True)
-    _say(f"{args.input}: {pp.n_obs} cells x {pp.n_vars} genes after preprocessing; "
-         f"{train.n_obs} train / {test.n_obs} test")
-    model, _ = train_model(out / "train.h5ad", args.label_key, args, out / "model", True)
-    cells = model.generate(test.n_obs, cell_type=list(test.obs[args.label_key].astype(str))
-                           if args.label_key and model.config.conditional else None, seed=args.seed)
-    write_h5ad(cells, out / "generated.h5ad", force=True)
-    _, table = evaluate_files(cells, train, test, label_key=args.label_key, seed=args.seed,
-                              output=out / "metrics.json", plots=out, force=True,
-                              extra={"train_seconds": model.train_seconds})
+    _, table = workflow.run(args.input, args.out, label_key=args.label_key,
+                            preprocess=_preprocess_config(args), settings=settings(args),
+                            seed=args.seed, force=args.force, resume=args.resume,
+                            progress=not args.quiet)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    _say(f"results in {out}/ (metrics.json, umap.png, diversity.png, losses in model/losses.png)")
+    _say(f"results in {args.out}/ (metrics.json, umap.png, diversity.png, losses in model/losses.png)")
     return 0
 
 
@@ -545,59 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_run)
 
-    try:  # MLOps subcommands (tune, augment, ...) when that layer is installed
-        from .mlops.cli import add_subcommands
-    except ImportError:
-        pass
-    else:
-        add_subcommands(sub)
+    add_mlops_subcommands(sub)
     return parser
 
 
-class _InfoLines(logging.Handler):
-    """INFO records of the ``lshgan`` loggers as ``info: ...`` lines on (the current) stderr."""
+def add_mlops_subcommands(subparsers) -> None:
+    """The one place the MLOps layer joins the command line: ``track``, ``register``,
+    ``log-metrics``, ``sample``, ``augment``, ``serve`` and ``tune`` of
+    :mod:`lshgan.mlops.cli` (imported here, lazily; it imports nothing of the CLI)."""
+    from .mlops.cli import add_subcommands
 
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"info: {record.getMessage()}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _info_lines():
-    """Print what the ``lshgan`` loggers say at INFO while inside (once, if nested)."""
-    logger = logging.getLogger("lshgan")
-    if any(isinstance(h, _InfoLines) for h in logger.handlers):
-        yield
-        return
-    handler, level = _InfoLines(logging.INFO), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def user_warnings():
-    """Show :class:`~lshgan.errors.DataWarning` as one ``warning: ...`` line (no source line),
-    and what lshgan logs at INFO (the detected kind of data and the filter report of
-    :func:`lshgan.preprocess`) as ``info: ...`` lines."""
-    import warnings
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, DataWarning):
-            print(f"warning: {message}", file=sys.stderr)
-        else:
-            default_show(message, category, filename, lineno, file, line)
-
-    with _info_lines(), warnings.catch_warnings():
-        default_show = warnings.showwarning
-        warnings.showwarning = show
-        warnings.simplefilter("always", DataWarning)
-        # duplicated gene names get lshgan's own one-line error
-        warnings.filterwarnings("ignore", message="Variable names are not unique")
-        yield
+    add_subcommands(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from typing import Sequence
 
 import anndata as ad
 
+from ..config import FULL_BATCH, PRESETS
 from ..errors import ParameterError, check_positive_int
 from ..model import LSHGAN, ModelConfig
 from ..module.training import TrainConfig
@@ -104,7 +105,7 @@ class GANGenerator:
         return int(over.get("n_critic", TrainConfig().n_critic))
 
     def model_config(self, adata: ad.AnnData) -> ModelConfig:
-        base = ModelConfig.paper() if self.paper_config else ModelConfig()
+        base = PRESETS["paper" if self.paper_config else "default"].model()
         over = {**self.model_defaults, **self.model_overrides}
         if self.noise_is_genes:
             over.setdefault("noise_dim", int(adata.n_vars))
@@ -112,7 +113,7 @@ class GANGenerator:
 
     def train_config(self, adata: ad.AnnData) -> TrainConfig:
         over = {**self.train_defaults, **self.train_overrides}
-        if over.get("batch_size") == "full":
+        if over.get("batch_size") == FULL_BATCH:
             over["batch_size"] = max(2, int(adata.n_obs))
         base = TrainConfig(**{k: v for k, v in over.items() if k not in ("epochs", "ema_decay")})
         over.setdefault("ema_decay", ema_for(self.steps))
@@ -147,11 +148,11 @@ class PlainGANGenerator(GANGenerator):
 
 
 class PaperLSHGANGenerator(GANGenerator):
-    """The paper's LSH-GAN: 16-16 MLPs, mixture input, binary cross-entropy, full batch."""
+    """The paper's LSH-GAN: the ``paper`` preset of :mod:`lshgan.config` (16-16 MLPs, mixture
+    input, binary cross-entropy, lr 1e-3, full batch)."""
 
     paper_config = True
-    train_defaults = {"loss": "bce", "n_critic": 1, "batch_size": "full", "lr_g": 1e-3,
-                      "lr_d": 1e-3}
+    train_defaults = dict(PRESETS["paper"].train)
 
 
 class PaperGANGenerator(PaperLSHGANGenerator):

@@ -1,10 +1,14 @@
 """The MLOps glue around the core library: DVC stages, MLflow tracking, registry, serving, tuning.
 
 Nothing in :mod:`lshgan` outside this package imports MLflow, Optuna or DVC (dependencies
-point one way: this glue imports the core, never the reverse).  Modules:
+point one way: this glue imports the core, never the reverse; only
+:func:`lshgan.cli.add_mlops_subcommands` reaches in, to attach the subcommands; the
+import-linter contracts of ``pyproject.toml`` check it).  The steps themselves are the
+core's, :mod:`lshgan.workflow`.  Modules:
 
-* :mod:`~lshgan.mlops.pipeline` -- the steps of the DVC pipeline (``stages/*.py`` call them),
-  and :func:`~lshgan.mlops.pipeline.track_experiment`, one tracked run end to end;
+* :mod:`~lshgan.mlops.pipeline` -- ``params.yaml`` and the stage scripts' helpers
+  (``stages/*.py`` call :mod:`lshgan.workflow`), the ``register`` stage, and
+  :func:`~lshgan.mlops.pipeline.track_experiment`, one tracked run end to end;
 * :mod:`~lshgan.mlops.tracking` -- where runs go (``sqlite:///mlflow.db`` and ``mlartifacts/``
   by default, ``MLFLOW_TRACKING_URI`` for a team server) and what a run records;
 * :mod:`~lshgan.mlops.pyfunc_model` -- the generator as an MLflow pyfunc ("models from code")

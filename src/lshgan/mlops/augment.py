@@ -50,9 +50,9 @@ class FolderGenerator:
     """A saved :class:`~lshgan.LSHGAN` folder, used in-process."""
 
     def __init__(self, path: str | os.PathLike):
-        from ..cli import load_model
+        from ..model import LSHGAN
 
-        self.model = load_model(path)
+        self.model = LSHGAN.load(path)
         self.cell_types = list(self.model.cell_types) if self.model.config.conditional else []
         self.label_key = self.model.label_key
         self.var_names = list(self.model.var_names)

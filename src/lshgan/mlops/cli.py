@@ -1,6 +1,7 @@
 """The MLOps subcommands of ``lshgan``: track, register, log-metrics, sample, augment, serve, tune.
 
-:func:`add_subcommands` is called by :mod:`lshgan.cli` when this package imports::
+:func:`add_subcommands` is called by :func:`lshgan.cli.add_mlops_subcommands`, the one place
+the MLOps layer joins the command line (this package imports nothing of :mod:`lshgan.cli`)::
 
     lshgan track pbmc68k_reduced --epochs 30 --register     # one tracked run (MLproject main)
     lshgan register models/pbmc68k_reduced --metrics reports/pbmc68k_reduced/metrics.json \\
@@ -170,7 +171,7 @@ def cmd_serve(args) -> int:
 
 # ---------------------------------------------------------------------------- parsers
 def add_subcommands(subparsers) -> None:
-    """Add the MLOps subcommands (and ``tune`` when its module imports) to ``lshgan``."""
+    """Add the MLOps subcommands, ``tune`` included, to ``lshgan``."""
     p = subparsers.add_parser(
         "track", help="preprocess, split, train, generate, evaluate in one MLflow run (+ register)",
         description="One MLflow run end to end: parameters, per-epoch losses, metrics, pictures "
@@ -252,8 +253,6 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
 
-    try:
-        from .tune import add_parser as add_tune
-    except ImportError:  # optuna missing: no tune subcommand
-        return
+    from .tune import add_parser as add_tune  # optuna is imported when a study runs
+
     add_tune(subparsers)

@@ -300,11 +300,11 @@ def log_history(history: "History", run_id: str | None = None, *, start: int = 0
 
 
 def evaluation_metrics(result: dict) -> dict[str, float]:
-    """Flat, finite metrics of an evaluation JSON (:func:`lshgan.cli.evaluate_files`).
+    """Flat, finite metrics of an evaluation JSON (:func:`lshgan.workflow.evaluate_files`).
 
     The generator's metrics keep their names (``rf_auc``, ``dcr``, ...), references are
     prefixed (``copy.rf_auc``); ``objective`` is added when ``rf_auc`` and ``dcr`` exist.
-    The DVC metrics file (:func:`lshgan.mlops.pipeline.summary_metrics`: the generator's
+    The DVC metrics file (:func:`lshgan.workflow.summary_metrics`: the generator's
     metrics at the top level) is read the same way.
     """
     from ..objective import objective_from_metrics

@@ -77,13 +77,10 @@ _DIST_KEYS = {"int": {"low", "high", "step", "log"}, "float": {"low", "high", "s
 
 
 def _train_keys() -> set[str]:
-    """Keys of the ``train`` section of params.yaml (:mod:`lshgan.mlops.pipeline`)."""
-    from ..model import ModelConfig
-    from ..module.training import TrainConfig
-    from .pipeline import TRAIN_EXTRA_KEYS
+    """Keys of the ``train`` section of params.yaml (:func:`lshgan.config.train_configs`)."""
+    from ..config import KEYS
 
-    return ({f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
-            | set(TRAIN_EXTRA_KEYS))
+    return set(KEYS)
 
 
 # ---------------------------------------------------------------------------- search space
@@ -96,7 +93,7 @@ class SearchSpace:
     params
         Name -> Optuna distribution: ``{"type": "int"|"float", "low", "high"[, "step",
         "log"]}`` or ``{"type": "categorical", "choices": [...]}``.  Names are keys of the
-        ``train`` section of params.yaml (:mod:`lshgan.mlops.pipeline`): fields of
+        ``train`` section of params.yaml (:mod:`lshgan.config`): fields of
         :class:`~lshgan.ModelConfig` or :class:`~lshgan.TrainConfig`, ``lr`` (both learning
         rates), ``width`` and ``depth`` (``depth`` hidden layers of ``width`` units in G and D).
     fixed
@@ -200,12 +197,13 @@ class SearchSpace:
         base = {k: v for k, v in (base or {}).items() if k not in _NOT_SEARCHABLE}
         return {**base, **expand_layers({**self.fixed, **values})}
 
-    def configs(self, values: dict[str, Any], *, seed: int, base: dict[str, Any] | None = None):
-        """``(ModelConfig, TrainConfig)`` of a trial; unnamed fields keep their defaults."""
-        from .pipeline import train_configs
+    def configs(self, values: dict[str, Any], *, seed: int, base: dict[str, Any] | None = None,
+                n_cells: int | None = None):
+        """``(ModelConfig, TrainConfig)`` of a trial (:func:`lshgan.config.train_configs`);
+        unnamed fields keep their defaults; ``n_cells``: the cells it trains on."""
+        from ..config import train_configs
 
-        model, train, _ = train_configs({**self.train_params(values, base), "seed": int(seed)})
-        return model, train
+        return train_configs({**self.train_params(values, base), "seed": int(seed)}, n_cells=n_cells)
 
     def make_pruner(self) -> "optuna.pruners.BasePruner":
         import optuna
@@ -240,12 +238,12 @@ def expand_layers(params: dict[str, Any]) -> dict[str, Any]:
     >>> expand_layers({"k": 3, "width": 64, "depth": 3})
     {'k': 3, 'g_hidden': [64, 64, 64], 'd_hidden': [64, 64, 64]}
     """
-    from .pipeline import train_configs
+    from ..config import train_configs
 
     p = dict(params)
     layers = {k: p.pop(k) for k in ("width", "depth") if k in p}
     if layers:
-        model, _, _ = train_configs(layers)
+        model, _ = train_configs(layers)
         p.setdefault("g_hidden", list(model.g_hidden))
         p.setdefault("d_hidden", list(model.d_hidden))
     return p
@@ -582,6 +580,7 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
     """
     import optuna
 
+    from .. import workflow
     from . import tracking
 
     Model = _watched_model_class()
@@ -592,11 +591,13 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
         params = space.train_params(values, base)
         trial.set_user_attr("train_params", params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        model_cfg, train_cfg = space.configs(values, seed=seed, base=base)
+        model_cfg, train_cfg = space.configs(values, seed=seed, base=base,
+                                             n_cells=validation.fit.n_obs)
         logged = {**params, **values, "seed": seed, "device": device}
         run = tracker.trial_run(trial, logged) if tracker else contextlib.nullcontext()
         with run as run_id:
-            model = Model(validation.fit, label_key=validation.label_key, config=model_cfg)
+            model = workflow.build_model(validation.fit, model_cfg, label_key=validation.label_key,
+                                         name="the tuning split", model_class=Model)
             types = validation.cell_types(model.config.conditional)
             n_val = validation.val.n_obs
             logged = 0  # epochs whose losses are in MLflow
@@ -621,7 +622,7 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}: validation objective "
                                              f"{scores['objective']:.3f}")
 
-            model.train(config=train_cfg, device=device, progress=False, callback=callback)
+            workflow.fit(model, train_cfg, device=device, callback=callback)
             generated = model.generate(n_val, cell_type=types, seed=seed)
             scores = validation.score(generated, n_estimators=sc["n_estimators"],
                                       n_splits=sc["n_splits"])

@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..io import read_dataset
-from ..preprocess import PreprocessConfig, preprocess, stratified_split
+from ..preprocess import PreprocessConfig, stratified_split
+from ..workflow import read_and_preprocess
 
 #: The four shared datasets of the default report.
 DEFAULT_DATASETS = ("yan", "pollen", "klein_subset", "pbmc_sorted_zheng")
@@ -56,15 +57,15 @@ def prepare(path: str | os.PathLike, *, n_genes: int, label_key: str = "cell_typ
             name: str | None = None) -> PreparedData:
     """Read ``path``, preprocess to ``n_genes`` genes (dense), split 80/20 by type (seed 0)."""
     name = name or Path(str(path)).name.split(".")[0]
-    raw = read_dataset(path, label_key=label_key)
+    raw = read_dataset(path, label_key=label_key)  # its gene count sets min_genes
     config = PreprocessConfig(min_genes=min(200, raw.n_vars // 5), min_count=0.0, min_cells_frac=0.10,
                               n_top_genes=n_genes)
-    pp, _ = preprocess(raw, config, name=name)
+    _, pp = read_and_preprocess(raw, config, label_key=label_key, name=name)
     if sp.issparse(pp.X):
         pp.X = pp.X.toarray()
     pp.X = np.asarray(pp.X, dtype=np.float32)
     for key in list(pp.layers):
         del pp.layers[key]
     pp.obs[label_key] = pp.obs[label_key].astype(str)
-    train, test = stratified_split(pp, label_key=label_key, seed=0)
+    train, test = stratified_split(pp, label_key=label_key, seed=0, name=name)
     return PreparedData(name=name, full=pp, train=train, test=test, label_key=label_key)
