@@ -1,5 +1,6 @@
 # `make run`: set up .venv (if missing) and run the main job on the embedded default dataset.
 # `make test`: set up .venv (if missing) and run the default test suite (< 10 min on 2 cores).
+# `make lint`: check the architecture (import-linter contracts of pyproject.toml).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -27,6 +28,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	cd $(CURDIR) && $(BIN)/lint-imports --no-cache
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
