@@ -129,7 +129,10 @@ def test_gan_training_moves_towards_the_data(split):
 
     The default model works in a whitened PCA space and a fitted decoder gives even an
     untrained generator the right per-gene marginals, so the test looks where the GAN
-    acts: per-type means and spreads of the generated cell states.
+    acts: per-type means and spreads of the generated cell states.  With the anchor
+    residual (default) an untrained generator already starts at its anchors' states, so
+    its spreads are about right before training: training must bring the per-type means
+    closer and keep the spreads within 30%.
     """
     train, _ = split
 
@@ -145,7 +148,7 @@ def test_gan_training_moves_towards_the_data(split):
 
     before = errors(make_generator("lshgan", steps=1, seed=0).fit(train, label_key="cell_type").model_)
     after = errors(make_generator("lshgan", steps=300, seed=0).fit(train, label_key="cell_type").model_)
-    assert after[0] < 0.85 * before[0] and after[1] < 0.6 * before[1]
+    assert after[0] < 0.85 * before[0] and after[1] < 0.3
 
 
 def test_splatter_estimates_and_reproduces_marginals(split):
