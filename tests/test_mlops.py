@@ -103,7 +103,7 @@ def test_valid_requests_get_defaults():
     reqs = parse_requests(pd.DataFrame({"n_cells": [3, 2], "cell_type": ["beta", None],
                                         "seed": [7, np.nan]}),
                           cell_types=TYPES, conditional=True)
-    assert [tuple(r) for r in reqs] == [(3, "beta", 7, "columns"), (2, None, 0, "columns")]
+    assert [tuple(r) for r in reqs] == [(3, "beta", 7, "columns", "log"), (2, None, 0, "columns", "log")]
     reqs = parse_requests(pd.DataFrame({"n_cells": [3, 2], "encoding": ["npz", "npz"]}),
                           cell_types=TYPES, conditional=True)
     assert [r.encoding for r in reqs] == ["npz", "npz"]

@@ -204,7 +204,7 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     cells = workflow.generate(args.model, args.output, n_cells=args.n_cells, cell_type=args.cell_type,
-                              seed=args.seed, scale=args.scale, force=args.force)
+                              seed=args.seed, scale=args.scale, layer=args.layer, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
     return 0
 
@@ -284,8 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--n-cells", type=int, required=True)
     p.add_argument("--cell-type", default=None, help="generate only this cell type (conditional models)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", choices=["log", "normalized"], default="log",
-                   help="log2(1+x) (the model's scale) or the library-size-normalised linear scale")
+    p.add_argument("--layer", choices=["log", "normalized", "counts"], default=None,
+                   help="what .X of the output holds: log2(1+x) (default, the model's scale), the "
+                        "library-size-normalised linear scale, or integer counts (models trained "
+                        "on counts; their output always keeps them in .layers['counts'])")
+    p.add_argument("--scale", choices=["log", "normalized"], default=None,
+                   help="the older name of --layer log|normalized")
     p.add_argument("-o", "--output", required=True, help="output .h5ad")
     common(p)
     p.set_defaults(func=cmd_generate)

@@ -30,7 +30,7 @@ from . import __version__
 from .errors import (CheckpointError, GeneMismatchError, InputDataError, LSHGANError,
                      OutputExistsError, ParameterError, check_positive_int)
 from .lsh import lsh_subsample
-from .module.decoder import HurdleDecoder
+from .module.decoder import CountDecoder, HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
 from .module.training import BatchSource, History, TrainConfig, resolve_device, train_gan
@@ -39,6 +39,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "generator.pt"
 GENES_FILE = "var_names.json"
 HISTORY_FILE = "history.json"
+
+#: What ``.X`` of generated cells can hold (:func:`with_layer`): ``log2(1+x)`` values (the
+#: model's scale, default), library-size-normalised values, or integer counts (count data).
+LAYERS = ("log", "normalized", "counts")
 
 #: Where the GAN works: ``"genes"`` (G outputs every gene; D sees genes) or ``"latent"`` (G
 #: outputs a whitened PCA cell state, D sees cell states, a fitted
@@ -203,6 +207,7 @@ class LSHGAN:
         self._inputs: GeneratorInput | None = None
         self._pca = None  # (mean, components, scale) of the anchor space
         self._decoder: HurdleDecoder | None = None
+        self._counts: CountDecoder | None = None
 
     # ------------------------------------------------------------------ building
     @property
@@ -303,6 +308,7 @@ class LSHGAN:
         if cfg.space == "latent":
             self._real = np.ascontiguousarray(coords[:, :cfg.n_latent])
             self._decoder = HurdleDecoder(cfg.n_latent, X.shape[1]).fit(self._real, X, seed=seed).eval()
+            self._counts = self._fit_counts(seed)
             G = self._make_generator(self._real.shape[1])
         else:
             self._real = X
@@ -312,6 +318,25 @@ class LSHGAN:
         D = Discriminator(self._real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
+
+    def _fit_counts(self, seed: int) -> CountDecoder | None:
+        """The count decoder of count data (:func:`lshgan.preprocess.raw_counts`), or None."""
+        from .preprocess import raw_counts
+
+        found = raw_counts(self._adata)
+        if found is None:
+            return None
+        counts, library = found
+        groups = self._codes if self.config.conditional else None
+        n_groups = len(self.cell_types) if groups is not None else 1
+        return CountDecoder(self._real.shape[1], counts.shape[1], n_groups).fit(
+            self._real, counts, library, groups, seed=seed).eval()
+
+    @property
+    def has_counts(self) -> bool:
+        """Whether generated cells carry ``.layers['counts']`` (a latent-space model trained
+        on count data preprocessed by :func:`lshgan.preprocess`)."""
+        return self._counts is not None
 
     @property
     def _residual(self) -> bool:
@@ -379,8 +404,8 @@ class LSHGAN:
 
     # ------------------------------------------------------------------ generation
     def generate(self, n_cells: int, cell_type: str | Sequence[str] | None = None, *,
-                 seed: int = 0, batch_size: int | None = None) -> ad.AnnData:
-        """Generate ``n_cells`` new cells on the ``log2(1+x)`` scale.
+                 seed: int = 0, batch_size: int | None = None, layer: str = "log") -> ad.AnnData:
+        """Generate ``n_cells`` new cells (``.X`` on the ``log2(1+x)`` scale by default).
 
         Parameters
         ----------
@@ -395,15 +420,28 @@ class LSHGAN:
             Cells per forward pass; ``None``: 8192, fewer when a batch would hold more
             than 2^24 values (at 20,000 genes, 838 cells: 8192 cells would make 655 MB
             output blocks and several times that in decoder temporaries).
+        layer
+            What ``.X`` holds: ``"log"`` (default), ``"normalized"`` or ``"counts"`` (see
+            :func:`with_layer`; ``"counts"`` needs :attr:`has_counts`).
 
         Returns
         -------
         AnnData with the training ``var_names``, ``obs['cell_type']`` and
-        ``obs['synthetic'] = True``.
+        ``obs['synthetic'] = True``.  A model trained on counts (:attr:`has_counts`) also
+        gives ``.layers['counts']`` (integer counts as float32, CSR when under 30% of them
+        are non-zero) and ``obs['n_counts']``, ``obs['n_genes']`` (their totals and
+        detected genes) and ``obs['library_size']`` (the drawn raw library size, over the
+        genes the training cells had before HVG selection: what ``obs['n_counts']`` of
+        :func:`lshgan.preprocess` holds for real cells).  ``.X`` and the counts are two
+        samples of the same cell state: ``.X`` from the hurdle decoder, the counts from the
+        count decoder (:class:`~lshgan.module.decoder.CountDecoder`), drawn from their own
+        random stream, so ``.X`` is the same with or without them.
         """
         if not self.is_trained:
             raise ParameterError("the model is not trained: call train() or LSHGAN.load()")
-        return self._generate_with(self._G, n_cells, cell_type, seed=seed, batch_size=batch_size)
+        check_layer(layer, self.has_counts)
+        cells = self._generate_with(self._G, n_cells, cell_type, seed=seed, batch_size=batch_size)
+        return with_layer(cells, layer)
 
     def _generate_with(self, G: torch.nn.Module, n_cells: int, cell_type, *, seed: int = 0,
                        batch_size: int | None = None) -> ad.AnnData:
@@ -418,6 +456,11 @@ class LSHGAN:
         gen = torch.Generator().manual_seed(int(seed))
         y = self._labels_for(n_cells, cell_type, gen)
         X = np.empty((n_cells, len(self.var_names)), dtype=np.float32)  # filled batch by batch
+        count_dec = self._counts if self._decoder is not None else None
+        if count_dec is not None:  # counts: their own NumPy stream, .X stays as without them
+            counts = np.empty_like(X)
+            library = np.empty(n_cells)
+            rng = np.random.default_rng([int(seed), 0xC0C0])
         was_training = G.training
         G.eval()
         device = next(G.parameters()).device
@@ -432,6 +475,9 @@ class LSHGAN:
                     yy = None if y is None else y[start:stop].to(device)
                     z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
                     x = G(z, yy)
+                    if count_dec is not None:
+                        counts[start:stop], library[start:stop] = count_dec.sample(
+                            x.cpu().numpy(), None if yy is None else yy.cpu().numpy(), rng)
                     if decoder is not None:
                         x = decoder(x)
                     X[start:stop] = x.cpu().numpy()
@@ -445,7 +491,15 @@ class LSHGAN:
             types = np.full(n_cells, "unlabelled", dtype=object)
         obs = pd.DataFrame({"cell_type": pd.Categorical(types), "synthetic": True},
                            index=[f"synthetic_{i}" for i in range(n_cells)])
-        return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names)))
+        cells = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names)))
+        if count_dec is not None:
+            nnz = (counts > 0).sum(axis=1)
+            cells.obs["n_counts"] = counts.sum(axis=1, dtype=np.float64)
+            cells.obs["n_genes"] = nnz.astype(np.int64)
+            cells.obs["library_size"] = library
+            cells.layers["counts"] = (sp.csr_matrix(counts) if nnz.sum() < 0.3 * counts.size
+                                      else counts)
+        return cells
 
     def _labels_for(self, n: int, cell_type, gen: torch.Generator) -> torch.Tensor | None:
         if not self.config.conditional:
@@ -499,6 +553,8 @@ class LSHGAN:
             state = {"G": self._G.state_dict()}
             if self._decoder is not None:
                 state["decoder"] = self._decoder.cpu().state_dict()
+            if self._counts is not None:
+                state["counts"] = self._counts.state_dict()
             if self._inputs.anchors is not None:
                 state["anchors"] = self._inputs.anchors.cpu()
             if self._inputs.anchor_labels is not None:
@@ -514,6 +570,7 @@ class LSHGAN:
                 "cell_types": self.cell_types,
                 "cell_type_counts": counts,
                 "preprocess": self.preprocess_info,
+                "counts": self._counts_summary(),
                 "n_train_cells": int(self._adata.n_obs) if self._adata is not None else self._n_train,
                 "train_seconds": self.train_seconds,
                 "torch_version": torch.__version__,
@@ -590,12 +647,15 @@ class LSHGAN:
                                       n_train=self._n_train or 0,
                                       anchor_noise=self.config.anchor_noise)
         self._decoder = None
+        self._counts = None  # models saved before the count decoder generate no counts
         try:
             if self.config.space == "latent":
                 G = self._make_generator(int(self.config.n_latent))
                 self._decoder = HurdleDecoder(int(self.config.n_latent), len(var_names))
                 self._decoder.load_state_dict(state["decoder"])
                 self._decoder.eval()
+                if "counts" in state:
+                    self._counts = CountDecoder.from_state_dict(state["counts"])
             else:
                 G = self._make_generator(len(var_names))
             G.load_state_dict(state["G"])
@@ -604,10 +664,63 @@ class LSHGAN:
         self._G = G.eval()
         return self
 
+    def _counts_summary(self) -> dict | None:
+        """What ``config.json`` records of the count decoder (None: no counts)."""
+        dec = self._counts
+        if dec is None:
+            return None
+        return {"decoder": "negative binomial, zero-inflated where the data need it",
+                "n_groups": dec.n_groups, "zero_inflated_genes": int(dec.zi_mask.sum()),
+                "median_theta": float(dec.log_theta.detach().exp().median()),
+                "library_size_range": [float(v) for v in dec.lib_range.exp()]}
+
     def __repr__(self) -> str:
         state = "trained" if self.is_trained else "untrained"
         return (f"LSHGAN({len(self.var_names)} genes, {len(self.cell_types)} cell types, "
                 f"input_mode={self.config.input_mode!r}, k={self.config.k}, t={self.config.t}, {state})")
+
+
+def check_layer(layer: str, has_counts: bool = True) -> str:
+    """``layer`` if it is one of :data:`LAYERS` (``"counts"`` only when ``has_counts``)."""
+    if layer not in LAYERS:
+        raise ParameterError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    if layer == "counts" and not has_counts:
+        raise ParameterError("this model generates no counts (it was not trained on count data "
+                             "preprocessed by lshgan, or it was saved before counts existed); "
+                             "use layer log or normalized")
+    return layer
+
+
+def resolve_layer(layer: str | None = None, scale: str | None = None) -> str:
+    """What ``.X`` of written cells holds: ``layer`` (one of :data:`LAYERS`), else the older
+    ``scale`` option (``"log"`` or ``"normalized"``: the layers of the same names), else
+    ``"log"``; both given must agree."""
+    if scale is not None and scale not in ("log", "normalized"):
+        raise ParameterError(f"scale must be log or normalized, got {scale!r}")
+    if layer is not None:
+        check_layer(layer)
+        if scale is not None and scale != layer:
+            raise ParameterError(f"--scale {scale} contradicts --layer {layer}: give --layer only")
+        return layer
+    return scale or "log"
+
+
+def with_layer(cells: ad.AnnData, layer: str = "log") -> ad.AnnData:
+    """Generated ``cells`` with ``.X`` = ``layer``: ``"log"`` (as generated, returned as it
+    is), ``"normalized"`` (``2^x - 1``: the library-size-normalised linear scale) or
+    ``"counts"`` (``.layers['counts']``).  Otherwise a copy whose ``.layers['log']`` keeps
+    the ``log2(1+x)`` values (and ``.layers['counts']`` stays)."""
+    check_layer(layer, "counts" in cells.layers)
+    if layer == "log":
+        return cells
+    out = cells.copy()
+    out.layers["log"] = cells.X
+    if layer == "counts":
+        out.X = cells.layers["counts"].copy()
+    else:
+        X = cells.X.toarray() if sp.issparse(cells.X) else np.asarray(cells.X)
+        out.X = (np.exp2(X.astype(np.float64)) - 1).astype(np.float32)
+    return out
 
 
 def check_genes(adata: ad.AnnData, var_names: Sequence[str], *, what: str = "model") -> None:

@@ -1,5 +1,5 @@
 """Figures for reports: UMAP of real vs generated cells, training losses, per-gene statistics,
-diversity metrics per generator.
+diversity metrics per generator, count statistics (count data).
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no
 pyplot, no global backend switch, safe in scripts and servers), writes a 150-dpi PNG
@@ -308,4 +308,103 @@ def plot_diversity(
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
               title="Generator")
     ax.set_title(title)
+    return _save(fig, path, force)
+
+
+def plot_count_statistics(
+    real: ad.AnnData,
+    generated: ad.AnnData,
+    path: str | os.PathLike,
+    *,
+    references: dict[str, ad.AnnData] | None = None,
+    title: str = "Counts: real (held-out) vs generated cells",
+    force: bool = False,
+) -> Path:
+    """Count-level statistics of generated cells against real cells (both with
+    ``.layers['counts']``; see :mod:`lshgan.metrics.counts`).
+
+    Five panels: the distributions (ECDF) of library size and of detected genes per cell,
+    real, generated and each of ``references`` (e.g. ``copy``: training cells' counts),
+    with the Kolmogorov-Smirnov statistics in the legend; per-gene variance against mean
+    (log-log, the Poisson line dashed); per-gene zero fraction against mean (the Poisson
+    curve ``exp(-mean)`` dashed); and the gene-gene correlations of the 200 most expressed
+    genes, generated against real (one dot per gene pair; Pearson r in the title).
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> plot_count_statistics(test, fake, "counts.png",
+    ...                       references=reference_counts(train, test))   # doctest: +SKIP
+    PosixPath('counts.png')
+    """
+    from .metrics.counts import count_statistics
+
+    check_writable(path, force=force)
+    st = count_statistics(real, generated)
+    refs = {name: count_statistics(real, cells) for name, cells in (references or {}).items()}
+    fig, axes = _new_figure(5, width=4.2, height=4.0)
+    others = list(zip(refs, _palette(len(refs) + 2)[2:]))
+    for ax, key, what, ks in ((axes[0], "library", "Library size (total counts)", "counts_library_ks"),
+                              (axes[1], "genes", "Detected genes (non-zero counts)", "counts_genes_ks")):
+        curves = [("Real (held-out)", st[f"real_{key}"], REAL_COLOUR, None),
+                  (f"Generated (KS {st[ks]:.2f})", st[f"generated_{key}"], GENERATED_COLOUR, None)]
+        curves += [(f"{name} (KS {refs[name][ks]:.2f})", refs[name][f"generated_{key}"], colour, "--")
+                   for name, colour in others]
+        for label, values, colour, ls in curves:
+            v = np.sort(np.asarray(values, np.float64))
+            ax.step(v, np.arange(1, v.size + 1) / max(v.size, 1), where="post", color=colour,
+                    ls=ls or "-", lw=1.3, label=label)
+        if key == "library":
+            ax.set_xscale("log")
+        ax.set_xlabel(what)
+        ax.set_ylabel("Fraction of cells (ECDF)")
+        ax.set_title(what.split(" (")[0])
+        ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax = axes[2]
+    for who, colour in (("real", REAL_COLOUR), ("generated", GENERATED_COLOUR)):
+        m, v = st[f"{who}_mean"], st[f"{who}_var"]
+        ok = (m > 0) & (v > 0)
+        ax.scatter(m[ok], v[ok], s=5, alpha=0.5, color=colour, linewidths=0,
+                   label=f"{'Real' if who == 'real' else 'Generated'} (slope "
+                         f"{st['counts_mv_slope_test' if who == 'real' else 'counts_mv_slope']:.2f})")
+    pos = st["real_mean"][st["real_mean"] > 0]
+    if pos.size:
+        grid = np.geomspace(pos.min(), pos.max(), 50)
+        ax.plot(grid, grid, ls="--", color="grey", lw=1, label="Poisson")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Per-gene mean count")
+    ax.set_ylabel("Per-gene variance")
+    ax.set_title(f"Mean-variance (log var r = {st['counts_log_var_corr']:.3f})")
+    ax.legend(frameon=False, fontsize=7, markerscale=2)
+    ax = axes[3]
+    for who, colour in (("real", REAL_COLOUR), ("generated", GENERATED_COLOUR)):
+        m = st[f"{who}_mean"]
+        ok = m > 0
+        ax.scatter(m[ok], st[f"{who}_zero"][ok], s=5, alpha=0.5, color=colour, linewidths=0,
+                   label="Real" if who == "real" else "Generated")
+    if pos.size:
+        ax.plot(grid, np.exp(-grid), ls="--", color="grey", lw=1, label="Poisson")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("Per-gene mean count")
+    ax.set_ylabel("Fraction of cells with zero counts")
+    ax.set_title(f"Zeros vs mean (r = {st['counts_zero_frac_corr']:.3f})")
+    ax.legend(frameon=False, fontsize=7, markerscale=2)
+    ax = axes[4]
+    cr, cg = st["real_gene_corr"], st["generated_gene_corr"]
+    ok = np.isfinite(cr) & np.isfinite(cg)
+    if ok.sum() > 20000:  # a readable, reproducible subset of the pairs
+        keep = np.random.default_rng(0).choice(np.flatnonzero(ok), 20000, replace=False)
+        ok = np.zeros_like(ok)
+        ok[keep] = True
+    ax.scatter(cr[ok], cg[ok], s=2, alpha=0.3, color=GENERATED_COLOUR, linewidths=0)
+    ax.plot([-1, 1], [-1, 1], ls="--", color="grey", lw=1)
+    ax.set_xlabel("Real: gene-gene correlation")
+    ax.set_ylabel("Generated: gene-gene correlation")
+    ax.set_title(f"Gene-gene correlations (r = {st['counts_gene_corr']:.3f})")
+    fig.suptitle(title)
     return _save(fig, path, force)

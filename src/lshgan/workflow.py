@@ -347,16 +347,18 @@ def generate_cells(model: "LSHGAN", n_cells: int | str | None = "test", *,
 
 def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None = "test",
              test: PathLike | None = None, label_key: str | None = None, cell_type=None,
-             seed: int = 0, scale: str = "log", force: bool = False) -> "ad.AnnData":
+             seed: int = 0, scale: str | None = None, layer: str | None = None,
+             force: bool = False) -> "ad.AnnData":
     """Cells of the saved model ``model_dir`` into ``output`` (see :func:`generate_cells`;
-    ``test``: the test split's file).  ``scale``: ``log`` (``log2(1+x)``, the model's) or
-    ``normalized`` (the library-size-normalised linear scale)."""
+    ``test``: the test split's file).  ``layer``: what ``.X`` holds, ``log`` (``log2(1+x)``,
+    the model's; default), ``normalized`` (the library-size-normalised linear scale) or
+    ``counts`` (models trained on counts, whose cells always keep ``.layers['counts']``);
+    ``scale``: its older name (``log``/``normalized``), see :func:`lshgan.model.resolve_layer`."""
     from .errors import GeneMismatchError
     from .io import check_writable, output_lock, read_dataset, write_h5ad
-    from .model import LSHGAN, check_genes
+    from .model import LSHGAN, check_genes, check_layer, resolve_layer, with_layer
 
-    if scale not in ("log", "normalized"):
-        raise ParameterError(f"scale must be 'log' or 'normalized', got {scale!r}")
+    layer = resolve_layer(layer, scale)
     check_writable(output, force=force)
     with output_lock(output):
         model = LSHGAN.load(model_dir)
@@ -367,13 +369,10 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
                 check_genes(test_cells, model.var_names, what=f"model {model_dir}")
             except GeneMismatchError as err:
                 raise GeneMismatchError(f"{test}: {err}") from None
-        cells = generate_cells(model, n_cells, test=test_cells, label_key=label_key,
-                               cell_type=cell_type, seed=seed)
-        if scale == "normalized":
-            import numpy as np
-
-            cells.X = (np.exp2(cells.X.astype("float64")) - 1).astype("float32")
-        cells.uns["lshgan_generate"] = {"model": str(model_dir), "seed": seed, "scale": scale}
+        check_layer(layer, model.has_counts)  # before generating
+        cells = with_layer(generate_cells(model, n_cells, test=test_cells, label_key=label_key,
+                                          cell_type=cell_type, seed=seed), layer)
+        cells.uns["lshgan_generate"] = {"model": str(model_dir), "seed": seed, "layer": layer}
         write_h5ad(cells, output, force=force)
     return cells
 
@@ -424,12 +423,15 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     is the floor of every realism and diversity metric; its DCR is 0 by construction, so
     it never gets an objective).  ``protocols`` (e.g. ``("groundgan",)``) adds the
     optional protocols of :func:`lshgan.metrics.evaluate`.  ``plots``: a folder for
-    ``umap.png``, ``gene_statistics.png`` and ``diversity.png``.
+    ``umap.png``, ``gene_statistics.png`` and ``diversity.png``.  When ``test`` has
+    ``.layers['counts']`` (count data), every row with counts also gets the ``counts_*``
+    metrics of :mod:`lshgan.metrics.counts` and the plots ``count_statistics.png``.
     """
     from .io import check_writable, write_json
     from .metrics import evaluate_generators
+    from .metrics.counts import has_counts, reference_counts, with_count_metrics
     from .model import check_genes
-    from .plotting import plot_diversity, plot_gene_statistics, plot_umap
+    from .plotting import plot_count_statistics, plot_diversity, plot_gene_statistics, plot_umap
 
     check_writable(output, force=force)
     check_genes(generated, list(train.var_names), what=f"training data")
@@ -437,6 +439,8 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     table = evaluate_generators({"lshgan": generated}, train=train, test=test,
                                 label_key=label_key, seed=seed, include_references=include_references,
                                 protocols=protocols)
+    # count data: the count-level columns (lshgan.metrics.counts), for copy and real-vs-real too
+    table = with_count_metrics(table, generated, train=train, test=test, label_key=label_key, seed=seed)
     result = {"lshgan": table.loc["lshgan"].to_dict() if "lshgan" in table.index else {},
               "references": {i: r.to_dict() for i, r in table.iterrows() if i != "lshgan"},
               "n_train": int(train.n_obs), "n_test": int(test.n_obs), "seed": seed}
@@ -449,6 +453,10 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
         plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
         plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
         plot_diversity(table, plots / "diversity.png", force=True)
+        if has_counts(test) and has_counts(generated):
+            plot_count_statistics(test, generated, plots / "count_statistics.png", force=True,
+                                  references=reference_counts(train, test, label_key=label_key,
+                                                              seed=seed) if has_counts(train) else None)
     return result, table
 
 

@@ -26,7 +26,8 @@ Modules: :mod:`~lshgan.metrics.space` (gene alignment, pooled PCA, cell types),
 :mod:`~lshgan.metrics.classifier`, :mod:`~lshgan.metrics.distance` (exact distances, OT,
 MMD, DCR), :mod:`~lshgan.metrics.genes`, :mod:`~lshgan.metrics.coverage`,
 :mod:`~lshgan.metrics.markers`, :mod:`~lshgan.metrics.protocol` (:func:`evaluate`,
-:func:`evaluate_generators`).
+:func:`evaluate_generators`), :mod:`~lshgan.metrics.counts` (count data: library sizes,
+detected genes, per-gene count moments, gene-gene correlations of ``.layers['counts']``).
 
 All inputs are AnnData on the ``log2(1+x)`` scale of :func:`lshgan.preprocess`, with ``.X``
 dense or CSR; distances are Euclidean in that space.  Sparse matrices are densified only in
@@ -43,6 +44,7 @@ Examples
 from __future__ import annotations
 
 from .classifier import CLASSIFIERS, classifier_aucs, groundgan_protocol, knn_auc, rf_auc
+from .counts import COUNT_KEYS, count_metrics, count_statistics, with_count_metrics
 from .coverage import (knn_radii, n_substates, prdc, prdc_scores, substate_coverage,
                        substate_scores, substates)
 from .distance import (_dense_blocks, _distance_blocks, dcr, dcr_ratio, earth_movers, mmd,
@@ -54,11 +56,12 @@ from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evalu
 from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, real_types
 
 __all__ = [
-    "CLASSIFIERS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL", "align_genes",
-    "classifier_aucs", "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators",
-    "gene_statistics", "generated_types", "groundgan_protocol", "knn_auc", "knn_radii",
-    "marker_preservation", "mmd", "mmd_rbf", "n_substates", "nearest_distances",
-    "pairwise_distances", "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real",
-    "rf_auc", "substate_coverage", "substate_scores", "substates", "type_log_fold_changes",
-    "wasserstein",
+    "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
+    "align_genes", "classifier_aucs", "count_metrics", "count_statistics", "dcr",
+    "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
+    "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
+    "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",
+    "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real", "rf_auc",
+    "substate_coverage", "substate_scores", "substates", "type_log_fold_changes",
+    "wasserstein", "with_count_metrics",
 ]

@@ -35,6 +35,8 @@ from ..errors import GeneMismatchError, InputDataError, ParameterError, check_po
 CHUNK_CELLS = 5_000
 #: Largest value accepted in ``.X`` of the real data (which must be on the log2(1+x) scale).
 MAX_LOG_VALUE = 64.0
+#: The counts layer (scanpy's convention, as :func:`lshgan.preprocess` writes it).
+COUNTS = "counts"
 
 
 class Generator(Protocol):
@@ -42,6 +44,7 @@ class Generator(Protocol):
 
     cell_types: list[str] | None  # None: not known to the client (a server answers errors)
     label_key: str | None
+    counts: bool | None  # generates counts (``layer="counts"``); None: not known to the client
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData: ...
 
@@ -56,13 +59,15 @@ class FolderGenerator:
         self.cell_types = list(self.model.cell_types) if self.model.config.conditional else []
         self.label_key = self.model.label_key
         self.var_names = list(self.model.var_names)
+        self.counts = bool(self.model.has_counts)
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from .pyfunc_model import frame_to_anndata, generate_frame, parse_requests
 
         return frame_to_anndata(generate_frame(self.model, parse_requests(
             requests, cell_types=list(self.model.cell_types),
-            conditional=bool(self.model.config.conditional), max_cells=CHUNK_CELLS)))
+            conditional=bool(self.model.config.conditional), max_cells=CHUNK_CELLS,
+            counts=self.counts)))
 
 
 class PyfuncGenerator:
@@ -82,6 +87,7 @@ class PyfuncGenerator:
         meta = self.model.metadata.metadata or {}
         self.cell_types = list(meta["cell_types"]) if meta.get("conditional") else []
         self.label_key = meta.get("label_key")
+        self.counts = bool(meta.get("counts"))  # logged before counts existed: none
         self.uri = uri
         outputs = self.model.metadata.get_output_schema()
         self.var_names = ([n for n in outputs.input_names() if n != "cell_type"]
@@ -117,6 +123,7 @@ class EndpointGenerator:
         self.encoding = encoding
         self.cell_types = None
         self.label_key = None
+        self.counts = None  # asked for when needed: a 400 or non-integer values mean no
         self._genes: list[str] | None = None
 
     @property
@@ -214,6 +221,14 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
     A new AnnData: the real cells (``obs['synthetic'] = False``) then the generated ones
     (``True``, types in ``obs[label_key]``); the input is not modified.  If ``adata`` already
     has enough cells, a copy of it.  ``uns['lshgan_augment']`` records what was done.
+    Layers: ``normalized`` is ``2^x - 1`` of the generated ``log2(1+x)`` values; ``counts``
+    (real cells with ``.layers['counts']``, as :func:`lshgan.preprocess` keeps for count
+    data) comes from the model's counts of the same cells (the same requests with
+    ``layer="counts"``); then ``obs['n_counts']`` and ``obs['n_genes']`` are recomputed
+    from that layer for every cell (the real cells' former values, which
+    :func:`lshgan.preprocess` takes before HVG selection, move to ``obs['library_size']``).
+    A layer the model cannot generate (counts from a model trained on other data, or
+    logged or served before counts existed) is dropped, with a message.
 
     Raises
     ------
@@ -254,11 +269,18 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
         if layer == "normalized":  # the linear scale that lshgan.preprocess keeps
             synth.layers[layer] = np.exp2(np.asarray(synth.X.toarray() if sp.issparse(synth.X)
                                                      else synth.X, dtype=np.float64)) - 1
+    if COUNTS in real.layers:
+        counts = _generated_counts(gen, requests, adata)
+        if counts is not None:
+            synth.layers[COUNTS] = (sp.csr_matrix(counts) if sp.issparse(real.layers[COUNTS])
+                                    else (counts.toarray() if sp.issparse(counts) else counts))
     dropped = [k for k in real.layers if k not in synth.layers]
     if dropped:
         _say(f"augment: layer(s) {', '.join(dropped)} are not generated; they are dropped")
     out = ad.concat([real, synth], join="outer", merge="first", uns_merge="first")
     out.obs["synthetic"] = out.obs["synthetic"].astype(bool)
+    if COUNTS in out.layers:
+        _count_totals(out, real)
     if label_key:
         out.obs[label_key] = pd.Categorical(out.obs[label_key].astype(str))
     out.uns["lshgan_augment"] = info
@@ -267,9 +289,46 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
     return out
 
 
+def _generated_counts(gen, requests: pd.DataFrame, real: ad.AnnData):
+    """The counts of the cells that ``requests`` generate (same requests, same chunks and
+    seeds, ``layer="counts"``), aligned to ``real``'s genes; None if the model has none."""
+    if gen.counts is False:
+        return None
+    try:
+        parts = [gen.generate(chunk.assign(layer=COUNTS)) for chunk in chunk_requests(requests)]
+    except ParameterError as err:
+        if gen.counts is None:  # a server: the same cells in log just came back, so it is the layer
+            _say(f"augment: the model gives no counts ({err})")
+            return None
+        raise
+    cells = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
+    X = _align_genes(cells, real).X
+    values = X.data if sp.issparse(X) else np.asarray(X)
+    if not np.array_equal(values, np.round(values)):  # a server that ignored the layer
+        _say("augment: the model answered non-integer values for layer counts (served or "
+             "logged before counts existed)")
+        return None
+    return X
+
+
+def _count_totals(out: ad.AnnData, real: ad.AnnData) -> None:
+    """``obs['n_counts']``/``obs['n_genes']`` of every cell from the counts layer; the real
+    cells' former ``n_counts`` (library sizes before HVG selection) as ``library_size``."""
+    C = out.layers[COUNTS]
+    if "n_counts" in real.obs.columns and "library_size" not in real.obs.columns:
+        lib = np.full(out.n_obs, np.nan)
+        lib[: real.n_obs] = real.obs["n_counts"].to_numpy(dtype=np.float64)
+        out.obs["library_size"] = lib
+    out.obs["n_counts"] = np.asarray(C.sum(axis=1), dtype=np.float64).ravel()
+    out.obs["n_genes"] = (np.diff(sp.csr_matrix(C).indptr) if sp.issparse(C)
+                          else (np.asarray(C) > 0).sum(axis=1)).astype(np.int64)
+
+
 def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str | None = None,
-           seed: int = 0) -> ad.AnnData:
-    """``n_cells`` generated cells from any model reference (see :func:`open_generator`).
+           seed: int = 0, layer: str = "log") -> ad.AnnData:
+    """``n_cells`` generated cells from any model reference (see :func:`open_generator`);
+    ``.X`` holds ``layer`` (``log``, ``normalized`` or ``counts``: see
+    :mod:`lshgan.mlops.pyfunc_model`).
 
     Examples
     --------
@@ -280,6 +339,8 @@ def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str
     request = pd.DataFrame({"n_cells": [n_cells], "cell_type": [cell_type], "seed": [int(seed)]})
     if cell_type is None:
         request = request.drop(columns="cell_type")
+    if layer != "log":  # models logged before layers existed keep answering log requests
+        request["layer"] = layer
     parts = [gen.generate(chunk) for chunk in chunk_requests(request)]
     cells = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
     cells.obs_names = [f"synthetic_{i}" for i in range(cells.n_obs)]

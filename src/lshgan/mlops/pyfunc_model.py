@@ -7,8 +7,8 @@ logged the model.  The saved :class:`~lshgan.LSHGAN` folder travels as the artif
 
 Request (one row per request; a DataFrame, or ``dataframe_split`` JSON over HTTP)::
 
-    {"dataframe_split": {"columns": ["n_cells", "cell_type", "seed", "encoding"],
-                         "data": [[500, "CD19+ B", 0, "npz"], [200, null, 1, "npz"]]}}
+    {"dataframe_split": {"columns": ["n_cells", "cell_type", "seed", "encoding", "layer"],
+                         "data": [[500, "CD19+ B", 0, "npz", "counts"], [200, null, 1, "npz", "counts"]]}}
 
 ``n_cells`` (required) a positive integer; the rows of a request together may ask for at
 most ``max_cells`` cells (default :data:`DEFAULT_MAX_CELLS`; ``model_config`` when the
@@ -16,9 +16,16 @@ model is logged, or ``LSHGAN_MAX_CELLS`` where it is served).  ``cell_type`` (op
 of the model's cell types, or null: types in training proportions.  ``seed`` (optional,
 default 0) a non-negative integer; same seed, same cells.  ``encoding`` (optional)
 ``"columns"`` (default, also for null) or ``"npz"``; all rows of a request use the same one.
+``layer`` (optional) what the values are: ``"log"`` (default, also for null: ``log2(1+x)``,
+the model's scale), ``"normalized"`` (``2^x - 1``) or ``"counts"`` (integer counts, as
+float32; only from a model trained on count data, which the logged metadata's ``counts``
+says); all rows of a request use the same one.  The same request with another ``layer``
+gives the same cells (the counts and the log values are drawn from the same cell states).
+A model logged before ``layer`` existed drops the column (MLflow warns) and answers
+``log``: a client asking for counts should check that the values are integers.
 
 Response, ``encoding="columns"``: one row per generated cell, in request order: one
-``float32`` column per gene, named by the gene and in the model's gene order, then
+``float32`` column per gene (of the requested ``layer``), named by the gene and in the model's gene order, then
 ``cell_type``.  Over HTTP it is ``{"predictions": [{"GENE1": 0.0, ..., "cell_type": "B"},
 ...]}``: every value of every gene, with its name, as JSON text.
 
@@ -86,9 +93,11 @@ from mlflow.pyfunc import PythonModel
 #: Name of the saved LSHGAN folder among the pyfunc model's artifacts.
 ARTIFACT_KEY = "lshgan_model"
 #: Columns a request may have (``n_cells`` is required).
-INPUT_COLUMNS = ("n_cells", "cell_type", "seed", "encoding")
+INPUT_COLUMNS = ("n_cells", "cell_type", "seed", "encoding", "layer")
 #: Column of the response holding the cell type (all others are genes).
 CELL_TYPE_COLUMN = "cell_type"
+#: Layers a request may ask for (the first is the default; :data:`lshgan.model.LAYERS`).
+LAYERS = ("log", "normalized", "counts")
 #: Response encodings a request may ask for (the first is the default).
 ENCODINGS = ("columns", "npz")
 #: Columns of an ``npz`` response (one row per request row).
@@ -109,6 +118,7 @@ class CellRequest(NamedTuple):
     cell_type: str | None
     seed: int
     encoding: str = ENCODINGS[0]
+    layer: str = LAYERS[0]
 
 
 def bad_request(message: str) -> MlflowException:
@@ -142,8 +152,25 @@ def max_cells_setting(model_config: dict | None = None) -> int:
     return value
 
 
+def _shared_choice(rec: dict, name: str, choices: tuple[str, ...], row: int,
+                   first: CellRequest | None) -> str:
+    """Field ``name`` of a request row: one of ``choices`` (null: the first), the same in
+    every row (``first``: row 0's request, None for row 0)."""
+    value = rec.get(name)
+    if _missing(value) or value == "":
+        value = choices[0]
+    elif not isinstance(value, str) or value not in choices:
+        raise bad_request(f"row {row}: {name} must be one of {', '.join(choices)} "
+                          f"(or null: {choices[0]}), got {value!r}")
+    if first is not None and value != getattr(first, name):
+        raise bad_request(f"row {row}: {name} {value!r} differs from row 0's "
+                          f"{getattr(first, name)!r}; all rows of a request share one {name} "
+                          "(send separate requests)")
+    return value
+
+
 def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
-                   max_cells: int = DEFAULT_MAX_CELLS) -> list[CellRequest]:
+                   max_cells: int = DEFAULT_MAX_CELLS, counts: bool = False) -> list[CellRequest]:
     """Validate a request table; return one :class:`CellRequest` per row.
 
     Parameters
@@ -157,6 +184,8 @@ def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
         Whether the model generates a requested type (otherwise ``cell_type`` must be null).
     max_cells
         Most cells all rows together may ask for.
+    counts
+        Whether the model generates counts (``layer="counts"`` is refused otherwise).
 
     Raises
     ------
@@ -166,7 +195,7 @@ def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
     Examples
     --------
     >>> parse_requests(pd.DataFrame({"n_cells": [3]}), cell_types=["B"], conditional=True)
-    [CellRequest(n_cells=3, cell_type=None, seed=0, encoding='columns')]
+    [CellRequest(n_cells=3, cell_type=None, seed=0, encoding='columns', layer='log')]
     """
     if not isinstance(frame, pd.DataFrame):
         try:
@@ -176,7 +205,7 @@ def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
     unknown = [str(c) for c in frame.columns if c not in INPUT_COLUMNS]
     if unknown:
         raise bad_request(f"unknown column(s) {', '.join(unknown)}; "
-                          f"a request has n_cells and optionally cell_type, seed and encoding")
+                          f"a request has n_cells and optionally cell_type, seed, encoding and layer")
     if "n_cells" not in frame.columns:
         raise bad_request("missing column n_cells (the number of cells to generate)")
     if len(frame) == 0:
@@ -207,17 +236,13 @@ def parse_requests(frame: Any, *, cell_types: list[str], conditional: bool,
         seed = 0 if _missing(seed) else _as_int("seed", seed, row)
         if not 0 <= seed <= _MAX_SEED:
             raise bad_request(f"row {row}: seed must be between 0 and {_MAX_SEED}, got {seed}")
-        encoding = rec.get("encoding")
-        if _missing(encoding) or encoding == "":
-            encoding = ENCODINGS[0]
-        elif not isinstance(encoding, str) or encoding not in ENCODINGS:
-            raise bad_request(f"row {row}: encoding must be one of {', '.join(ENCODINGS)} "
-                              f"(or null: {ENCODINGS[0]}), got {encoding!r}")
-        if requests and encoding != requests[0].encoding:
-            raise bad_request(f"row {row}: encoding {encoding!r} differs from row 0's "
-                              f"{requests[0].encoding!r}; all rows of a request share one "
-                              "encoding (send separate requests)")
-        requests.append(CellRequest(n, cell_type, seed, encoding))
+        first = requests[0] if requests else None
+        encoding = _shared_choice(rec, "encoding", ENCODINGS, row, first)
+        layer = _shared_choice(rec, "layer", LAYERS, row, first)
+        if layer == "counts" and not counts:
+            raise bad_request(f"row {row}: this model generates no counts (it was not trained on "
+                              "count data); ask for layer log or normalized")
+        requests.append(CellRequest(n, cell_type, seed, encoding, layer))
     return requests
 
 
@@ -227,7 +252,8 @@ def _generated(model, requests: list[CellRequest]):
 
     for req in requests:
         try:
-            yield model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed)
+            yield model.generate(req.n_cells, cell_type=req.cell_type, seed=req.seed,
+                                 layer=req.layer)
         except LSHGANError as err:
             raise bad_request(str(err)) from None
 
@@ -236,7 +262,8 @@ def generate_columns_frame(model, requests: list[CellRequest]) -> pd.DataFrame:
     """The ``columns`` response: one row per cell, one float32 column per gene, ``cell_type``."""
     blocks, types = [], []
     for cells in _generated(model, requests):
-        blocks.append(np.asarray(cells.X, dtype=np.float32))
+        X = cells.X.toarray() if hasattr(cells.X, "toarray") else cells.X  # counts may be CSR
+        blocks.append(np.asarray(X, dtype=np.float32))
         types.append(cells.obs["cell_type"].astype(str).to_numpy())
     frame = pd.DataFrame(np.concatenate(blocks), columns=list(model.var_names))
     frame[CELL_TYPE_COLUMN] = np.concatenate(types)
@@ -306,7 +333,8 @@ def frame_to_anndata(frame: pd.DataFrame | list[dict] | dict, *,
     dense ``float32`` array.  ``npz``: ``genes`` (the model's genes in order, e.g. from
     :func:`fetch_genes`, once per model) is required and checked against each row's
     ``genes_sha1``; ``.X`` is a ``float32`` CSR matrix.  Either way ``obs`` gets
-    ``cell_type`` and ``synthetic = True``, values on the model's ``log2(1+x)`` scale.
+    ``cell_type`` and ``synthetic = True``, values of the requested ``layer`` (default the
+    model's ``log2(1+x)`` scale).
 
     Raises
     ------
@@ -438,14 +466,15 @@ class LSHGANGenerator(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         requests = parse_requests(model_input, cell_types=list(self.model.cell_types),
                                   conditional=bool(self.model.config.conditional),
-                                  max_cells=self.max_cells)
+                                  max_cells=self.max_cells,
+                                  counts=bool(getattr(self.model, "has_counts", False)))
         return generate_frame(self.model, requests)
 
 
 # ---------------------------------------------------------------------------- logging
 def model_signature(var_names: list[str]):
-    """Input: ``n_cells``, optional ``cell_type`` (string), ``seed`` (whole numbers) and
-    ``encoding`` (string).
+    """Input: ``n_cells``, optional ``cell_type`` (string), ``seed`` (whole numbers),
+    ``encoding`` and ``layer`` (strings).
 
     Output: one float column per gene, then ``cell_type``: the default ``columns`` response.
     An ``npz`` response has the columns :data:`NPZ_COLUMNS` instead; MLflow does not check
@@ -461,7 +490,8 @@ def model_signature(var_names: list[str]):
     inputs = Schema([ColSpec(AnyType(), "n_cells"),
                      ColSpec("string", "cell_type", required=False),
                      ColSpec(AnyType(), "seed", required=False),
-                     ColSpec("string", "encoding", required=False)])
+                     ColSpec("string", "encoding", required=False),
+                     ColSpec("string", "layer", required=False)])
     outputs = Schema([ColSpec("float", str(g)) for g in var_names]
                      + [ColSpec("string", CELL_TYPE_COLUMN)])
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -491,7 +521,8 @@ def log_model(model_dir: str | os.PathLike, *, name: str = "generator",
 
     The model carries a signature (request columns in, one column per gene out), an input
     example, ``model_config = {"max_cells": max_cells}`` and metadata (``cell_types``,
-    ``label_key``, ``var_names`` count, ``genes_sha1``) that clients such as
+    ``label_key``, ``var_names`` count, ``genes_sha1``, ``counts``: whether it answers
+    ``layer="counts"``) that clients such as
     :func:`lshgan.mlops.augment` read without downloading the weights.
     """
     from lshgan.model import LSHGAN
@@ -509,6 +540,7 @@ def log_model(model_dir: str | os.PathLike, *, name: str = "generator",
         model_config={"max_cells": int(max_cells)},
         metadata={"cell_types": list(model.cell_types), "label_key": model.label_key,
                   "conditional": bool(model.config.conditional),
+                  "counts": bool(model.has_counts),
                   "n_genes": len(model.var_names), "genes_sha1": genes_sha1(model.var_names)},
         pip_requirements=pip_requirements(),
         registered_model_name=registered_model_name,
