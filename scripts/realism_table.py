@@ -343,6 +343,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads for training (default 1, as `lshgan train`; 0: torch's)")
     p.add_argument("--out", default="reports/realism")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the datasets already in OUT/realism.json and run only the others "
+                        "(a long table in pieces; the settings must be the same)")
     args = p.parse_args(argv)
     variants = list(dict.fromkeys(args.variants + ([SCVI] if args.with_scvi else [])))
     if SCVI in variants:
@@ -358,9 +361,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
+    if args.resume and (out / "realism.json").exists():
+        results = json.loads((out / "realism.json").read_text())["datasets"]
     for ds in args.datasets or default_datasets():
         path = dataset_path(ds)
         name = Path(path).stem
+        if name in results:
+            print(f"{name}: kept from {out / 'realism.json'} (--resume)", flush=True)
+            continue
         t0 = time.time()
         adata = lshgan.read_dataset(path, label_key=args.label_key)
         pp, _ = lshgan.preprocess(adata, lshgan.PreprocessConfig(n_top_genes=N_TOP_GENES),
