@@ -180,3 +180,25 @@ def test_knn_recall():
     exact = np.array([[1, 2], [0, 2]])
     assert knn_recall(exact, exact) == 1.0
     assert knn_recall(np.array([[1, 3], [3, 4]]), exact) == 0.25
+
+
+def test_pp_lsh_subsample_marks_the_models_subsample():
+    """``lshgan.pp.lsh_subsample`` marks in ``obs`` the cells the model draws anchors from."""
+    import lshgan
+    from lshgan.datasets import synthetic_log_expression
+
+    adata = synthetic_log_expression(240, 40, 3, seed=2)
+    assert lshgan.pp.lsh_subsample(adata, k=5, t=1, groupby="cell_type") is None
+    mask = adata.obs["lsh_subsample"].to_numpy()
+    assert mask.dtype == bool and 0 < mask.sum() < adata.n_obs
+    assert adata.uns["lsh_subsample"]["n_kept"] == mask.sum()
+    # every type keeps cells, and the model's own subsample is the same
+    assert set(adata.obs.loc[mask, "cell_type"]) == set(adata.obs["cell_type"])
+    model = lshgan.LSHGAN(adata, label_key="cell_type")
+    np.testing.assert_array_equal(np.flatnonzero(mask), model.lsh_subsample(seed=0))
+    # more rounds keep fewer cells; copy=True leaves the input alone
+    marked = lshgan.pp.lsh_subsample(adata, k=5, t=2, groupby="cell_type", copy=True,
+                                     key_added="t2")
+    assert "t2" not in adata.obs and marked.obs["t2"].sum() < mask.sum()
+    with pytest.raises(lshgan.LSHGANError, match="use_rep"):
+        lshgan.pp.lsh_subsample(adata, use_rep="X_nothing")

@@ -392,3 +392,24 @@ def lsh_subsample(X: np.ndarray, *, k: int = 5, t: int = 1, n_trees: int = 16,
                           seed=seed + r).fit(X[keep]).kneighbors(k)
         keep = keep[greedy_pass(nb)]
     return np.sort(keep)
+
+
+def lsh_subsample_by_group(X: np.ndarray, groups: np.ndarray | None = None, *, k: int = 5,
+                           t: int = 1, n_trees: int = 16, seed: int = 0) -> np.ndarray:
+    """:func:`lsh_subsample` within each group of ``groups`` (e.g. cell types); sorted indices.
+
+    A group with at most ``k + 1`` cells is too small to hash: all its cells stay, so no
+    type is lost from the subsample.  ``groups=None``: one subsample of all rows.
+    """
+    if groups is None:
+        return lsh_subsample(X, k=k, t=t, n_trees=n_trees, seed=seed)
+    groups = np.asarray(groups)
+    keep = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        if rows.size > k + 1:
+            keep.append(rows[lsh_subsample(X[rows], k=k, t=t, n_trees=n_trees, seed=seed)])
+        else:
+            keep.append(rows)
+    return np.sort(np.concatenate(keep))
+
