@@ -189,9 +189,10 @@ class CountDecoder(nn.Module):
     * zero inflation: ``x_g = 0`` with probability ``pi_g`` for the genes whose observed
       zero fraction exceeds the fitted NB's by more than :data:`ZI_MIN_EXCESS` and by 3
       standard errors; ``pi_g = 0`` elsewhere.  Measured (2000 HVG, training split): the
-      NB alone explains the zeros of UMI data (0-5 of 2000 genes flagged on Klein, sorted
-      PBMC, PBMC 4k, bladder, worm neurons; median ``theta`` 1-18) and of all but 25 of
-      Pollen's read counts, whose ``theta`` is small instead (median 0.12: amplified
+      NB alone explains the zeros of UMI data (flagged: Klein 2 of 900 genes, sorted PBMC
+      5 of 2000, PBMC 4k 0 of 1740, bladder 4 of 1644, worm neurons 0 of 1317; median
+      ``theta`` 1-18, 0.02 for the 1%-dense worm neurons) and of all but 27 of Pollen's
+      2000 genes of read counts, whose ``theta`` is small instead (median 0.12: amplified
       full-length reads are far more overdispersed).  A zero inflation logistic in the
       state for every gene was tried on Pollen: the gene-gene correlations of its counts
       get closer to the real ones (0.81 against 0.56 at the training states) but the
