@@ -29,7 +29,7 @@ import torch
 from . import __version__
 from .errors import (CheckpointError, GeneMismatchError, InputDataError, LSHGANError,
                      OutputExistsError, ParameterError, check_positive_int)
-from .lsh import lsh_subsample
+from .lsh import lsh_subsample_by_group
 from .module.decoder import CountDecoder, HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
@@ -257,20 +257,10 @@ class LSHGAN:
 
     def lsh_subsample(self, seed: int = 0) -> np.ndarray:
         """Indices of the LSH subsample of the training cells (per cell type if conditional)."""
-        X = self._adata.X
-        space = self._lsh_space(X)
         cfg = self.config
-        if self._codes is None or not cfg.conditional:
-            return lsh_subsample(space, k=cfg.k, t=cfg.t, n_trees=cfg.lsh_trees, seed=seed)
-        keep = []
-        for c in range(len(self.cell_types)):
-            rows = np.flatnonzero(self._codes == c)
-            if rows.size > cfg.k + 1:
-                keep.append(rows[lsh_subsample(space[rows], k=cfg.k, t=cfg.t,
-                                               n_trees=cfg.lsh_trees, seed=seed)])
-            else:  # too few cells of this type to hash: they all stay
-                keep.append(rows)
-        return np.sort(np.concatenate(keep))
+        groups = self._codes if cfg.conditional else None
+        return lsh_subsample_by_group(self._lsh_space(self._adata.X), groups, k=cfg.k, t=cfg.t,
+                                      n_trees=cfg.lsh_trees, seed=seed)
 
     def _build(self, seed: int, device: torch.device) -> tuple[Generator, Discriminator]:
         cfg = self.config
