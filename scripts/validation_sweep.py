@@ -3,7 +3,8 @@
 For each dataset: preprocess, stratified 80/20 split (seed 0) into train and test, then a
 second stratified 80/20 split of the **training** cells (seed 1) into fit and validation.
 Each variant is trained on the fit cells and scored against the validation cells; the test
-cells are never read.  A variant is a name from :data:`VARIANTS` or ``name:key=value,...``
+cells are never trained on or scored against (like every run here, the gene filter and the
+highly variable genes are chosen on all cells before the split, as in the paper's pipeline).  A variant is a name from :data:`VARIANTS` or ``name:key=value,...``
 with :class:`lshgan.ModelConfig` / :class:`TrainConfig` fields (e.g.
 ``wide:n_latent=24,anchor_residual=true``).
 
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
                 if "steps" in tover:
                     per_epoch = max(1, fit.n_obs // tover.get("batch_size", 32))
                     tover["epochs"] = max(1, int(np.ceil(tover.pop("steps") / per_epoch)))
+                    tover.setdefault("max_steps", None)  # steps= is the budget, uncapped
                 t0 = time.time()
                 model = lshgan.LSHGAN(fit, label_key="cell_type", **mover)
                 model.train(progress=False, seed=seed, **tover)

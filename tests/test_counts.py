@@ -414,3 +414,31 @@ def test_scanpy_pipeline_puts_generated_counts_in_their_types_clusters(klein):
     real_agree = (real["cluster"] == real["cell_type"].map(majority)).mean()
     synth_agree = (synth["cluster"] == synth["cell_type"].map(majority)).mean()
     assert synth_agree >= 0.7 and synth_agree >= real_agree - 0.1
+
+
+def test_evaluate_scores_the_log_values_of_a_counts_file(count_model, count_split, tmp_path):
+    """A file written with ``--layer counts`` is scored on its ``.layers['log']`` (the same
+    numbers as the log file of the same cells), never as if its counts were log values."""
+    from lshgan.cli import main
+    from lshgan.io import write_h5ad
+
+    train, test = count_split
+    for name, cells in (("train", train), ("test", test)):
+        write_h5ad(cells, tmp_path / f"{name}.h5ad")
+    model_dir = count_model.save(tmp_path / "m")
+    scores = {}
+    for layer in ("log", "counts"):
+        gen = tmp_path / f"{layer}.h5ad"
+        assert main(["generate", str(model_dir), "-n", str(test.n_obs), "--layer", layer,
+                     "-o", str(gen)]) == 0
+        assert main(["evaluate", str(gen), "--train", str(tmp_path / "train.h5ad"), "--test",
+                     str(tmp_path / "test.h5ad"), "--no-references", "-o",
+                     str(tmp_path / f"{layer}.json")]) == 0
+        scores[layer] = json.loads((tmp_path / f"{layer}.json").read_text())["lshgan"]
+    assert scores["counts"]["rf_auc"] == scores["log"]["rf_auc"]
+    assert scores["counts"]["dcr"] == scores["log"]["dcr"]
+    cells = ad.read_h5ad(tmp_path / "counts.h5ad")
+    del cells.layers["log"]
+    write_h5ad(cells, tmp_path / "bare.h5ad")
+    assert main(["evaluate", str(tmp_path / "bare.h5ad"), "--train", str(tmp_path / "train.h5ad"),
+                 "--test", str(tmp_path / "test.h5ad"), "-o", str(tmp_path / "bare.json")]) == 2

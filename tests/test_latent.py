@@ -146,3 +146,18 @@ def test_budget_caps_epochs_at_max_steps(data):
     model = LSHGAN(data, label_key="cell_type", n_latent=6)
     hist = model.train(epochs=50, max_steps=21, batch_size=32, progress=False)
     assert hist.epoch[-1] == 3  # 240 cells / 32 = 7 updates an epoch: 21 updates = 3 epochs
+
+
+def test_budget_cap_stops_inside_the_last_epoch(data, monkeypatch):
+    from lshgan.module.inputs import GeneratorInput
+
+    calls = []
+    original = GeneratorInput.sample
+    monkeypatch.setattr(GeneratorInput, "sample",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    model = LSHGAN(data, label_key="cell_type", n_latent=6)
+    seen = []
+    model.train(epochs=50, max_steps=10, batch_size=32, progress=False,
+                callback=lambda epoch, hist: seen.append(epoch))
+    assert seen == [1, 2]  # 7 updates, then 3 of the second epoch's 7
+    assert len(calls) == 2 * 10  # one D and one G update per step (n_critic 1): exactly 10 steps

@@ -126,7 +126,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"passes over the training cells (default {t.epochs}), at most --max-steps updates")
     g.add_argument("--max-steps", type=int, default=None,
                    help=f"the budget's cap in generator updates (default {t.max_steps}: 300 epochs of "
-                        "200 cells, 47 of 2,700; 0: no cap)")
+                        "200 cells, 48 (the last one partial) of 2,700; 0: no cap)")
     g.add_argument("--batch-size", type=_batch_size, default=None,
                    help=f"cells per batch, or 'full' (every cell; --paper) (default {t.batch_size})")
     g.add_argument("--lr", type=float, default=None,

@@ -413,3 +413,23 @@ def lsh_subsample_by_group(X: np.ndarray, groups: np.ndarray | None = None, *, k
             keep.append(rows)
     return np.sort(np.concatenate(keep))
 
+
+def lsh_space(X, pcs: int | None = None) -> np.ndarray:
+    """The dense float32 matrix the LSH forest hashes: the genes themselves (the paper), or
+    the first ``pcs`` principal components.  A sparse matrix of more than 2e8 entries is
+    hashed on 50 components, since a dense copy of it would not fit in memory."""
+    import scipy.sparse as sp
+
+    if pcs is None and sp.issparse(X) and X.shape[0] * X.shape[1] > 2e8:
+        pcs = 50
+    if pcs is None:
+        return (X.toarray() if sp.issparse(X) else np.asarray(X)).astype(np.float32)
+    if sp.issparse(X):
+        from sklearn.decomposition import TruncatedSVD
+
+        return TruncatedSVD(pcs, random_state=0).fit_transform(X).astype(np.float32)
+    from sklearn.decomposition import PCA
+
+    pcs = int(min(pcs, X.shape[0] - 1, X.shape[1]))
+    return PCA(pcs, random_state=0).fit_transform(np.asarray(X)).astype(np.float32)
+

@@ -29,7 +29,7 @@ import torch
 from . import __version__
 from .errors import (CheckpointError, GeneMismatchError, InputDataError, LSHGANError,
                      OutputExistsError, ParameterError, check_positive_int)
-from .lsh import lsh_subsample_by_group
+from .lsh import lsh_space, lsh_subsample_by_group
 from .module.decoder import CountDecoder, HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
@@ -216,12 +216,7 @@ class LSHGAN:
 
     def _lsh_space(self, X) -> np.ndarray:
         """The matrix LSH hashes: the genes (the paper), or PCA coordinates if configured."""
-        pcs = self.config.lsh_space_pcs
-        if pcs is None and sp.issparse(X) and X.shape[0] * X.shape[1] > 2e8:
-            pcs = 50  # a dense copy of a large sparse matrix would not fit in memory
-        if pcs is None:
-            return _dense(X).astype(np.float32)
-        return self._project(X, pcs)
+        return lsh_space(X, self.config.lsh_space_pcs)
 
     def _fit_pca(self, X, n_comp: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(mean, components, scale)`` of a PCA of ``X``; scale = sd of each coordinate."""
@@ -244,16 +239,6 @@ class LSHGAN:
         if sp.issparse(X):
             return np.asarray(X @ comps.T) - mean @ comps.T
         return (np.asarray(X) - mean) @ comps.T
-
-    def _project(self, X, n_comp: int) -> np.ndarray:
-        from sklearn.decomposition import TruncatedSVD
-
-        if sp.issparse(X):
-            return TruncatedSVD(n_comp, random_state=0).fit_transform(X).astype(np.float32)
-        from sklearn.decomposition import PCA
-
-        n_comp = int(min(n_comp, X.shape[0] - 1, X.shape[1]))
-        return PCA(n_comp, random_state=0).fit_transform(np.asarray(X)).astype(np.float32)
 
     def lsh_subsample(self, seed: int = 0) -> np.ndarray:
         """Indices of the LSH subsample of the training cells (per cell type if conditional)."""
@@ -319,8 +304,11 @@ class LSHGAN:
         counts, library = found
         groups = self._codes if self.config.conditional else None
         n_groups = len(self.cell_types) if groups is not None else 1
-        return CountDecoder(self._real.shape[1], counts.shape[1], n_groups).fit(
-            self._real, counts, library, groups, seed=seed).eval()
+        # forked: the decoder's initial weights must not move torch's global stream, so a
+        # count dataset trains the same generator as the same cells without counts
+        with torch.random.fork_rng(devices=[]):
+            return CountDecoder(self._real.shape[1], counts.shape[1], n_groups).fit(
+                self._real, counts, library, groups, seed=seed).eval()
 
     @property
     def has_counts(self) -> bool:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import scipy.sparse as sp
 
 from .errors import InputDataError, ParameterError
-from .lsh import lsh_subsample_by_group
+from .lsh import lsh_space, lsh_subsample_by_group
 
 __all__ = ["lsh_subsample"]
 
@@ -37,8 +36,9 @@ def lsh_subsample(adata: ad.AnnData, *, k: int = 5, t: int = 1, groupby: str | N
     groupby
         ``.obs`` column: one subsample per group (the model's per-cell-type subsample).
     use_rep
-        ``.obsm`` key of the space to hash (e.g. ``"X_pca"``); ``None``: ``.X`` (as the
-        model does, densified).
+        ``.obsm`` key of the space to hash (e.g. ``"X_pca"``); ``None``: ``.X`` as the
+        model hashes it (densified; 50 principal components for a sparse matrix of more
+        than 2e8 entries).
     n_trees
         Trees of the LSH forest (the model's default, 32).
     key_added
@@ -47,7 +47,7 @@ def lsh_subsample(adata: ad.AnnData, *, k: int = 5, t: int = 1, groupby: str | N
         Return a marked copy instead of writing into ``adata``.
     """
     if use_rep is None:
-        X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+        X = lsh_space(adata.X)
     elif use_rep in adata.obsm:
         X = np.asarray(adata.obsm[use_rep])
     else:

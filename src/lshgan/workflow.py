@@ -34,7 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from .errors import CheckpointError, DataWarning, OutputExistsError, ParameterError
+from .errors import CheckpointError, DataWarning, InputDataError, OutputExistsError, ParameterError
 
 if TYPE_CHECKING:  # heavy imports stay out of `lshgan --help`
     import anndata as ad
@@ -460,6 +460,22 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     return result, table
 
 
+def log_scale(cells: ad.AnnData, *, name: str = "generated cells") -> ad.AnnData:
+    """``cells`` with ``.X`` on the ``log2(1+x)`` scale every metric reads: a file written by
+    ``lshgan generate --layer counts|normalized`` keeps its log values in
+    ``.layers['log']``, which then become ``.X``; without them it is refused rather than
+    scored as if its counts were log values."""
+    layer = (cells.uns.get("lshgan_generate") or {}).get("layer", "log")
+    if layer == "log":
+        return cells
+    if "log" not in cells.layers:
+        raise InputDataError(f"{name}: .X holds {layer!r} values (written with --layer {layer}) "
+                             "and there is no .layers['log'] to score; generate with --layer log")
+    out = cells.copy()
+    out.X = cells.layers["log"]
+    return out
+
+
 def evaluate(generated, train, test, output: PathLike, *, label_key: str | None = None,
              seed: int = 0, plots: PathLike | None = None, references: bool = True,
              protocols=(), summary: PathLike | None = None, force: bool = False):
@@ -483,6 +499,7 @@ def evaluate(generated, train, test, output: PathLike, *, label_key: str | None 
         return source if isinstance(source, ad.AnnData) else read_dataset(source, label_key=key)
 
     gen, train_cells, test_cells = cells(generated), cells(train, label_key), cells(test, label_key)
+    gen = log_scale(gen, name=str(generated) if not isinstance(generated, ad.AnnData) else "generated cells")
     what = "training cells" if isinstance(train, ad.AnnData) else f"training cells ({train})"
     for source, got in ((generated, gen), (test, test_cells)):
         if not isinstance(source, ad.AnnData):

@@ -118,6 +118,7 @@ class GANGenerator:
         base = TrainConfig(**{k: v for k, v in over.items() if k not in ("epochs", "ema_decay")})
         over.setdefault("ema_decay", ema_for(self.steps))
         over["epochs"] = epochs_for(self.steps, adata.n_obs, base.batch_size)
+        over["max_steps"] = None  # the budget is self.steps, not the library's default cap
         over["seed"] = self.seed
         return TrainConfig(**{**asdict(base), **over})
 

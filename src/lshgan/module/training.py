@@ -74,7 +74,7 @@ class TrainConfig:
 
     def planned_epochs(self, n_cells: int) -> int:
         """Epochs a run on ``n_cells`` cells makes: ``epochs``, but at most ``max_steps``
-        generator updates (rounded up to whole epochs).
+        generator updates (the last epoch stops at the cap, part-way).
 
         The budget that scales: 300 epochs are 1,500 updates on 200 cells but 28,000 on
         3,000 and a million on 100,000.  On validation splits carved from the training cells
@@ -226,6 +226,8 @@ def train_gan(
         d_sum = g_sum = 0.0
         perm = torch.randperm(data.n, generator=gen)
         for s in range(steps):
+            if config.max_steps is not None and epoch * steps + s >= config.max_steps:
+                break  # the cap falls inside this (last) epoch
             # update D (n_critic times): minimise its loss on real cells vs G(z)
             for c in range(config.n_critic):
                 rows = perm[((s * config.n_critic + c) * bs + torch.arange(bs)) % data.n]
@@ -250,7 +252,8 @@ def train_gan(
             _ema_update(G_ema, G, min(config.ema_decay, t / (10.0 + t)))
             d_sum += float(d_loss.detach())
             g_sum += float(g_loss.detach())
-        d_mean, g_mean = d_sum / steps, g_sum / steps
+        done = max(1, min(steps, (config.max_steps or 10**18) - epoch * steps))
+        d_mean, g_mean = d_sum / done, g_sum / done
         if not (math.isfinite(d_mean) and math.isfinite(g_mean)) or abs(d_mean) > 1e6:
             if bar is not None:
                 bar.close()
