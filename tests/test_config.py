@@ -36,15 +36,16 @@ def test_cli_params_yaml_and_tuning_trial_give_the_same_configuration():
     from lshgan.mlops.tune import SearchSpace
 
     space = SearchSpace.from_yaml(REPO / "conf" / "search_space.yaml")
-    assert set(VALUES) == set(space.params) and space.fixed == {"depth": 2}
-    section = {**VALUES, "depth": 2}  # a params.yaml train section
-    cli, yaml_section, trial = through_cli(*FLAGS), config.train_configs(section), \
-        through_trial(VALUES, space)
+    # tuning searches epochs, so its budget has no cap in updates (max_steps 0)
+    assert set(VALUES) == set(space.params) and space.fixed == {"depth": 2, "max_steps": 0}
+    section = {**VALUES, "depth": 2, "max_steps": 0}  # a params.yaml train section
+    cli, yaml_section, trial = through_cli(*FLAGS, "--max-steps", "0"), \
+        config.train_configs(section), through_trial(VALUES, space)
     assert cli == yaml_section == trial
     model, train = cli
     assert (model.k, model.t, model.n_latent, model.g_hidden, model.d_hidden) == (3, 2, 10, (128, 128),
                                                                                    (128, 128))
-    assert (train.epochs, train.lr_g, train.lr_d) == (150, 3e-4, 3e-4)
+    assert (train.epochs, train.lr_g, train.lr_d, train.max_steps) == (150, 3e-4, 3e-4, None)
 
 
 def test_paper_preset_is_the_same_through_every_surface():

@@ -189,9 +189,14 @@ def test_log_normalized_values_pass_through_and_layers_give_the_counts():
     out, fit, _ = _preprocess_quietly(a)
     assert fit.report["data_kind"] == "log_normalized" and "normalized" not in out.layers
     kept = a[out.obs_names, out.var_names].X
-    np.testing.assert_allclose(np.asarray(out.X.toarray() if sp.issparse(out.X) else out.X), kept,
-                               rtol=1e-6)
-    assert out.uns["lshgan_preprocess"]["normalization"].startswith("values kept")
+    dense = lambda m: np.asarray(m.toarray() if sp.issparse(m) else m)  # noqa: E731
+    # natural log (scanpy's and Seurat's log1p) by default, rescaled to log2(1+x)
+    np.testing.assert_allclose(dense(out.X), kept / np.log(2.0), rtol=1e-5)
+    assert out.uns["lshgan_preprocess"]["normalization"].startswith("log values kept")
+    out2, _, _ = _preprocess_quietly(a, PreprocessConfig(log_base=2))
+    np.testing.assert_allclose(dense(out2.X), kept, rtol=1e-6)
+    with pytest.raises(ParameterError, match="log_base"):
+        PreprocessConfig(log_base=1)
     counts, fit2, _ = _preprocess_quietly(a, PreprocessConfig(layer="counts"))
     assert fit2.report["data_kind"] == "umi_counts" and "normalized" in counts.layers
     assert counts.uns["lshgan_preprocess"]["layer"] == "counts"

@@ -44,6 +44,9 @@ def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
                    help="what the values are (default auto: detected from the values)")
     g.add_argument("--layer", default=None,
                    help="read the values from this layer of the .h5ad instead of .X (e.g. counts)")
+    g.add_argument("--log-base", type=float, default=None,
+                   help="base of already log-normalised input (default e, as scanpy's and Seurat's "
+                        "log1p; e.g. 2 or 10); rescaled to log2(1+x)")
     g.add_argument("--paper-preprocessing", action="store_true",
                    help=f"the paper's thresholds: --min-genes {PAPER_MIN_GENES} --min-count "
                         f"{PAPER_MIN_COUNT:g} --min-cells-frac {PAPER_MIN_CELLS_FRAC:g} (flags given "
@@ -71,7 +74,7 @@ def _preprocess_config(args):
              if getattr(args, name) is not None}
     make = PreprocessConfig.paper if args.paper_preprocessing else PreprocessConfig
     return make(**given, target_sum=args.target_sum, n_top_genes=args.n_top_genes,
-                data_kind=args.data_kind, layer=args.layer)
+                data_kind=args.data_kind, layer=args.layer, log_base=args.log_base)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

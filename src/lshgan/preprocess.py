@@ -66,6 +66,9 @@ class PreprocessConfig:
     no count threshold for continuous or log-normalised values); given values override.
     ``data_kind``: one of :data:`lshgan.datakind.KINDS` to override the detection.
     ``layer``: read the values from ``adata.layers[layer]`` instead of ``.X``.
+    ``log_base``: the base of already log-normalised input (``None``: e, what scanpy's and
+    Seurat's ``log1p`` use); such values are rescaled to ``log2(1+x)``, the scale every
+    other kind ends on, so inverse transforms and the ``normalized`` layer stay right.
     :meth:`paper` gives the paper's exact thresholds.
     """
 
@@ -76,8 +79,11 @@ class PreprocessConfig:
     n_top_genes: int | None = None
     data_kind: str | None = None
     layer: str | None = None
+    log_base: float | None = None
 
     def __post_init__(self) -> None:
+        if self.log_base is not None and (float(self.log_base) <= 1 or not np.isfinite(float(self.log_base))):
+            raise ParameterError(f"log_base must be a number above 1 (e.g. 2, 10; default e), got {self.log_base}")
         for name in AUTO_THRESHOLDS:
             if isinstance(getattr(self, name), str) and getattr(self, name).lower() == "auto":
                 setattr(self, name, None)
@@ -149,7 +155,7 @@ class FilterReport:
 @dataclass
 class Preprocessor:
     """What was fitted: the config (thresholds resolved), the kept genes, the normalisation
-    target (NaN when log-normalised input was kept as it is) and the :class:`FilterReport`
+    target (NaN when the input was already log-normalised) and the :class:`FilterReport`
     as a dict."""
 
     config: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -170,8 +176,9 @@ class Preprocessor:
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         """Map ``log2(1+x)`` values back to the library-size-normalised linear scale.
 
-        For input that was already log-normalised (kept as it is), this is only right if
-        that input was ``log2(1+x)``.
+        Input that was already log-normalised was rescaled to ``log2(1+x)`` from its
+        ``log_base`` (default e), so this gives its normalised values back when that base
+        was right.
         """
         return np.exp2(np.asarray(X, dtype=np.float64)) - 1.0
 
@@ -229,7 +236,8 @@ def preprocess(
                              "to train and evaluate a generator")
     cfg, auto = config.resolve(kind, n_in)
     how = ("library-size normalisation and log2(1+x)" if kind.normalizes
-           else "values kept as they are (no normalisation, no log)")
+           else f"log values kept, rescaled from base {cfg.log_base or 'e'} to log2(1+x) "
+                "(no normalisation)")
     log.info(f"{name}: {kind.describe()}; min_genes={cfg.min_genes}, min_count={cfg.min_count:g}, "
              f"min_cells_frac={cfg.min_cells_frac:.3g} ({_sources(auto)}); {how}")
 
@@ -263,8 +271,9 @@ def preprocess(
         norm = sp.diags(target / lib) @ Xg  # sparse: zeros stay zeros
         logx = norm.copy()
         logx.data = np.log2(1.0 + logx.data)
-    else:
-        target, norm, logx = float("nan"), None, Xg
+    else:  # already log-normalised: rescaled from log_base to log2(1+x)
+        base = float(cfg.log_base) if cfg.log_base is not None else float(np.e)
+        target, norm, logx = float("nan"), None, Xg * (np.log(base) / np.log(2.0))
     density = logx.nnz / max(1, logx.shape[0] * logx.shape[1])
     as_out = (lambda m: m.astype(np.float32).tocsr()) if density < 0.3 else (
         lambda m: m.toarray().astype(np.float32))
