@@ -305,6 +305,8 @@ def test_cli_evaluate_reports_count_metrics(count_model, count_split, tmp_path):
                  str(tmp_path / "test.h5ad"), "--label-key", "cell_type", "-o",
                  str(tmp_path / "metrics.json")]) == 0
     result = json.loads((tmp_path / "metrics.json").read_text())
+    # the preprocessing's data kind and filter report travel with the metrics
+    assert result["preprocess"]["n_cells_out"] == train.uns["lshgan_preprocess"]["n_cells_out"]
     for row in (result["lshgan"], result["references"]["copy"], result["references"]["real-vs-real"]):
         assert 0 <= row["counts_library_ks"] <= 1 and 0 <= row["counts_genes_ks"] <= 1
     assert result["references"]["gaussian"]["counts_library_ks"] != result["references"]["gaussian"][

@@ -455,6 +455,8 @@ def write_json(obj, path: str | os.PathLike, *, force: bool = False) -> Path:
 
 
 def _json_default(o):
+    if isinstance(o, np.bool_):
+        return bool(o)
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):

@@ -446,7 +446,7 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
               "n_train": int(train.n_obs), "n_test": int(test.n_obs), "seed": seed}
     report = train.uns.get("lshgan_preprocess")
     if report:  # the data kind and filter report of the preprocessing the cells went through
-        result["preprocess"] = {str(k): _plain(v) for k, v in dict(report).items()}
+        result["preprocess"] = dict(report)  # write_json turns NumPy values into JSON
     if extra:
         result.update(extra)
     write_json(result, output, force=force)
@@ -461,15 +461,6 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
                                   references=reference_counts(train, test, label_key=label_key,
                                                               seed=seed) if has_counts(train) else None)
     return result, table
-
-
-def _plain(value):
-    """A JSON-ready copy of a value read back from ``.uns`` (NumPy scalars and arrays)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value if isinstance(value, (str, int, float, bool, type(None), list)) else str(value)
 
 
 def log_scale(cells: ad.AnnData, *, name: str = "generated cells") -> ad.AnnData:
