@@ -124,6 +124,15 @@ def test_cscgan_conditional_batch_norm_depends_on_type():
                               G(z, torch.ones(4, dtype=torch.long)))
 
 
+def test_scgan_networks_come_through_the_public_hook(split):
+    """scGAN swaps only the networks (LSHGAN.build_networks): an LSN generator on the genes."""
+    train, _ = split
+    model = _fit("cscgan", train).model_
+    assert isinstance(model._G, LSNGenerator) and model._G.n_classes == 3
+    with pytest.raises(ParameterError, match="space='genes'"):
+        make_generator("scgan", steps=1, model={"space": "latent"}).fit(train)
+
+
 def test_gan_training_moves_towards_the_data(split):
     """More generator updates bring LSH-GAN's cell states closer to the training cells'.
 

@@ -92,6 +92,30 @@ def test_every_input_mode_trains(synthetic_adata_module, mode):
         assert 0 < len(model.subsample_) < synthetic_adata_module.n_obs
 
 
+@pytest.mark.parametrize("space", ["latent", "genes"])
+def test_build_networks_hook_trains_and_generates_with_other_networks(synthetic_adata_module, space):
+    """A subclass overriding the public hook gets the input width and the cells D sees, and
+    training and generation then use its networks."""
+    calls = []
+
+    class Wider(LSHGAN):
+        def build_networks(self, input_dim, real):
+            calls.append((input_dim, real.shape))
+            G, D = super().build_networks(input_dim, real)
+            G.hook_mark = True
+            return G, D
+
+    a = synthetic_adata_module
+    model = Wider(a, label_key="cell_type", space=space, g_hidden=(16,), d_hidden=(16,))
+    model.train(epochs=1, progress=False, batch_size=32)
+    (input_dim, shape), = calls
+    width = model.config.n_latent if space == "latent" else a.n_vars
+    assert shape == (a.n_obs, width)
+    assert input_dim == model._inputs.dim > model.config.noise_dim  # noise + LSH anchor
+    assert getattr(model._G, "hook_mark", False)  # the averaged copy of the hook's generator
+    assert model.generate(7, seed=0).shape == (7, a.n_vars)
+
+
 def test_paper_configuration():
     cfg = ModelConfig.paper()
     assert cfg.g_hidden == (16, 16) and cfg.input_mode == "paper" and cfg.output == "linear"

@@ -284,13 +284,42 @@ class LSHGAN:
             self._real = np.ascontiguousarray(coords[:, :cfg.n_latent])
             self._decoder = HurdleDecoder(cfg.n_latent, X.shape[1]).fit(self._real, X, seed=seed).eval()
             self._counts = self._fit_counts(seed)
-            G = self._make_generator(self._real.shape[1])
         else:
             self._real = X
-            G = self._make_generator(X.shape[1])
-            if cfg.output != "linear":  # the paper-faithful configuration keeps PyTorch's init
-                G.init_output(X)
-        D = Discriminator(self._real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
+        return self.build_networks(self._inputs.dim, self._real)
+
+    def build_networks(self, input_dim: int, real) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """The generator and the discriminator that :meth:`train` fits: the one hook for
+        other networks in the same training loop.
+
+        :meth:`train` calls it once per run, after seeding torch with the training seed and
+        preparing the generator's input; override it in a subclass to train other networks
+        with the same data, conditioning, losses, EMA and generation (the scGAN baseline,
+        :class:`lshgan.baselines.scgan.ScGANModel`, does).
+
+        Parameters
+        ----------
+        input_dim
+            Width of the generator's input ``z`` (noise, plus the LSH anchor with
+            ``input_mode="lsh"``).
+        real
+            The cells the discriminator sees (cells x features, dense or CSR): the
+            ``n_latent`` whitened cell states with ``space="latent"``, the genes (on the
+            ``log2(1+x)`` scale) with ``space="genes"``.  The generator must output as many
+            features.
+
+        Returns
+        -------
+        ``(G, D)``: ``G(z, y)`` and ``D(x, y)`` modules, ``y`` the cell-type codes (``None``
+        unless :attr:`n_classes` > 0, conditional).  A model with other networks than the
+        default ones cannot be reloaded by :meth:`load` (the saved configuration describes
+        these).
+        """
+        cfg = self.config
+        G = self._make_generator(real.shape[1], input_dim)
+        if cfg.space == "genes" and cfg.output != "linear":
+            G.init_output(real)  # the paper-faithful configuration keeps PyTorch's init
+        D = Discriminator(real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std)
         return G, D
 
@@ -321,10 +350,11 @@ class LSHGAN:
         cfg = self.config
         return bool(cfg.anchor_residual and cfg.input_mode == "lsh" and cfg.space == "latent")
 
-    def _make_generator(self, output_dim: int) -> Generator:
+    def _make_generator(self, output_dim: int, input_dim: int | None = None) -> Generator:
         cfg = self.config
         head = "linear" if cfg.space == "latent" else cfg.output
-        return Generator(self._inputs.dim, output_dim, cfg.g_hidden, n_classes=self.n_classes,
+        input_dim = self._inputs.dim if input_dim is None else input_dim
+        return Generator(input_dim, output_dim, cfg.g_hidden, n_classes=self.n_classes,
                          batch_norm=cfg.batch_norm, output=head,
                          residual_from=cfg.noise_dim if self._residual else None)
 

@@ -231,14 +231,14 @@ def set_threads(threads: int) -> None:
 
 
 def build_model(adata: "ad.AnnData", model_cfg: "ModelConfig", *, label_key: str | None = None,
-                name: str = "training data", model_class: "type[LSHGAN] | None" = None) -> "LSHGAN":
+                name: str = "training data") -> "LSHGAN":
     """An untrained model on the training cells ``adata``, after checking them
     (:func:`lshgan.io.check_training_cells`, named after ``name``)."""
     from .io import check_training_cells
     from .model import LSHGAN
 
     check_training_cells(adata, name=name, label_key=label_key, k=model_cfg.k)
-    return (model_class or LSHGAN)(adata, label_key=label_key, config=model_cfg)
+    return LSHGAN(adata, label_key=label_key, config=model_cfg)
 
 
 def fit(model: "LSHGAN", train_cfg: "TrainConfig", *, device: str = "auto", progress: bool = False,

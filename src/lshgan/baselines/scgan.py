@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import anndata as ad
 import numpy as np
 import torch
 from torch import nn
 
-from ..model import LSHGAN
-from ..module.inputs import GeneratorInput
+from ..errors import ParameterError
+from ..model import LSHGAN, ModelConfig
 from ..module.networks import Discriminator
 from ._common import linear_scale
 from .gan import GANGenerator
@@ -105,20 +106,26 @@ class LSNGenerator(nn.Module):
 class ScGANModel(LSHGAN):
     """:class:`~lshgan.LSHGAN` with scGAN's networks (noise in, LSN generator, 1024-512-256 critic).
 
-    Only :meth:`_build` differs, so training, conditioning and generation are the
-    library's.  Not meant for :meth:`save`/:meth:`load` (the saved configuration describes
-    LSH-GAN's networks).
+    Only the networks differ (:meth:`~lshgan.LSHGAN.build_networks`), so training,
+    conditioning and generation are the library's.  It works on the genes from pure noise
+    (``space="genes"``, ``input_mode="plain"``: :attr:`ScGANGenerator.model_defaults`).  Not
+    meant for :meth:`save`/:meth:`load` (the saved configuration describes LSH-GAN's
+    networks).
     """
 
-    def _build(self, seed: int, device: torch.device):
+    def __init__(self, adata: ad.AnnData, *, label_key: str | None = None,
+                 config: ModelConfig | None = None, **overrides):
+        super().__init__(adata, label_key=label_key, config=config, **overrides)
+        if (self.config.space, self.config.input_mode) != ("genes", "plain"):
+            raise ParameterError("scGAN generates genes from noise: it needs space='genes' and "
+                                 f"input_mode='plain', got {self.config.space!r} and "
+                                 f"{self.config.input_mode!r}")
+
+    def build_networks(self, input_dim: int, real) -> tuple[LSNGenerator, Discriminator]:
         cfg = self.config
-        X = self._adata.X
-        self._real = X  # scGAN works on genes
-        library = float(np.median(linear_scale(X).sum(axis=1)))
-        self._inputs = GeneratorInput("plain", noise_dim=cfg.noise_dim, n_train=X.shape[0])
-        torch.manual_seed(seed)
-        G = LSNGenerator(cfg.noise_dim, X.shape[1], library, cfg.g_hidden, n_classes=self.n_classes)
-        D = Discriminator(X.shape[1], cfg.d_hidden, n_classes=self.n_classes,
+        library = float(np.median(linear_scale(real).sum(axis=1)))
+        G = LSNGenerator(input_dim, real.shape[1], library, cfg.g_hidden, n_classes=self.n_classes)
+        D = Discriminator(real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           minibatch_std=False)
         return G, D
 

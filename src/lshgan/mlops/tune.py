@@ -10,8 +10,9 @@ memorisation (DCR ratio), so that copying training cells can never win.
   The test split of the pipeline is never read.
 * **Pruning.**  Every ``report_every`` epochs (search-space file) the generator being
   trained is scored on the validation split (with a cheaper forest) inside the training
-  callback; ``trial.report`` and ``trial.should_prune`` let the pruner of the search space
-  (``MedianPruner`` by default; steps are epochs) stop hopeless trials early.
+  callback: ``LSHGAN.generate`` samples its running average there, the generator the final
+  score comes from.  ``trial.report`` and ``trial.should_prune`` let the pruner of the
+  search space (``MedianPruner`` by default; steps are epochs) stop hopeless trials early.
 * **Seeded and resumable.**  ``TPESampler`` seeded from ``seed`` (plus the number of trials
   already in the study, so that a resumed study does not replay its first draws); running
   the command again with the same ``study_name`` and storage adds trials to the same study.
@@ -311,31 +312,6 @@ class ValidationSplit:
         return {"objective": objective(auc["mean"], dcr), "rf_auc": auc["mean"], "dcr": dcr}
 
 
-def _watched_model_class():
-    """:class:`~lshgan.LSHGAN` that can also sample the generator while it trains.
-
-    ``LSHGAN.generate`` needs the finished (EMA) generator, and the training callback only
-    receives the loss history, so this subclass keeps the generator that ``_build`` makes
-    and samples it in eval mode with its own random generator (the training RNG is not
-    touched).  Intermediate scores thus come from the raw generator, final ones from the
-    EMA generator; the pruner only compares intermediate scores with each other.
-    """
-    import anndata as ad
-
-    from ..model import LSHGAN
-
-    class WatchedLSHGAN(LSHGAN):
-        def _build(self, seed, device):
-            G, D = super()._build(seed, device)
-            self._live_G = G
-            return G, D
-
-        def generate_live(self, n_cells: int, cell_type=None, *, seed: int = 0) -> ad.AnnData:
-            return self._generate_with(self._live_G, n_cells, cell_type, seed=seed)
-
-    return WatchedLSHGAN
-
-
 # ---------------------------------------------------------------------------- storage
 def redact(url: str) -> str:
     """``url`` without its password (safe to log)."""
@@ -583,7 +559,6 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
     from .. import workflow
     from . import tracking
 
-    Model = _watched_model_class()
     sc = space.scoring
 
     def run_trial(trial: optuna.Trial) -> float:
@@ -597,7 +572,7 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
         run = tracker.trial_run(trial, logged) if tracker else contextlib.nullcontext()
         with run as run_id:
             model = workflow.build_model(validation.fit, model_cfg, label_key=validation.label_key,
-                                         name="the tuning split", model_class=Model)
+                                         name="the tuning split")
             types = validation.cell_types(model.config.conditional)
             n_val = validation.val.n_obs
             logged = 0  # epochs whose losses are in MLflow
@@ -611,7 +586,7 @@ def make_objective(validation: ValidationSplit, space: SearchSpace, *, seed: int
                     logged = tracking.log_history(history, run_id, start=logged)
                 if epoch == last_epoch:
                     return  # the full score follows
-                scores = validation.score(model.generate_live(n_val, types, seed=seed),
+                scores = validation.score(model.generate(n_val, cell_type=types, seed=seed),
                                           n_estimators=sc["quick_n_estimators"],
                                           n_splits=sc["quick_n_splits"])
                 if run_id:
