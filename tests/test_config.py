@@ -33,7 +33,7 @@ def through_trial(values, space, n_cells=None):
 
 def test_cli_params_yaml_and_tuning_trial_give_the_same_configuration():
     pytest.importorskip("optuna")
-    from lshgan.mlops.tune import SearchSpace
+    from lshgan.mlops.tuning import SearchSpace
 
     space = SearchSpace.from_yaml(REPO / "conf" / "search_space.yaml")
     # tuning searches epochs, so its budget has no cap in updates (max_steps 0)
@@ -50,7 +50,7 @@ def test_cli_params_yaml_and_tuning_trial_give_the_same_configuration():
 
 def test_paper_preset_is_the_same_through_every_surface():
     pytest.importorskip("optuna")
-    from lshgan.mlops.tune import SearchSpace
+    from lshgan.mlops.tuning import SearchSpace
 
     space = SearchSpace(params={"k": {"type": "int", "low": 2, "high": 9}}, fixed={"paper": True})
     cli = through_cli("--paper", "--k", "7", n_cells=120)

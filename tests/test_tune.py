@@ -22,7 +22,11 @@ import yaml
 
 from lshgan.errors import ParameterError
 from lshgan.io import write_h5ad
-from lshgan.mlops import tune as T
+from lshgan.mlops.tuning.cli import _integer, main
+from lshgan.mlops.tuning.search_space import SearchSpace
+from lshgan.mlops.tuning.storage import open_storage, redact, state_counts
+from lshgan.mlops.tuning.study import best_train_params, tune, write_best_params
+from lshgan.mlops.tuning.tracking import DEFAULT_EXPERIMENT
 from lshgan.preprocess import PreprocessConfig, preprocess, stratified_split
 
 TINY_SPACE = {
@@ -82,8 +86,8 @@ def train_cells() -> ad.AnnData:
     return train
 
 
-def space(**changes) -> T.SearchSpace:
-    return T.SearchSpace(**{**TINY_SPACE, **changes})
+def space(**changes) -> SearchSpace:
+    return SearchSpace(**{**TINY_SPACE, **changes})
 
 
 def mlflow_runs(experiment: str) -> pd.DataFrame:
@@ -94,12 +98,12 @@ def mlflow_runs(experiment: str) -> pd.DataFrame:
 
 
 def states(study) -> dict[str, int]:
-    return {k: v for k, v in T._state_counts(study).items() if v}
+    return {k: v for k, v in state_counts(study).items() if v}
 
 
 # ---------------------------------------------------------------------------- search space
 def test_default_search_space_is_data_and_maps_to_configs():
-    s = T.SearchSpace.from_yaml()  # conf/search_space.yaml of the project
+    s = SearchSpace.from_yaml()  # conf/search_space.yaml of the project
     assert {"k", "t", "epochs", "lr", "width"} <= set(s.params)
     model, train = s.configs({"k": 7, "t": 2, "epochs": 50, "lr": 3e-4, "width": 64}, seed=5)
     assert (model.k, model.t, model.g_hidden, model.d_hidden) == (7, 2, (64, 64), (64, 64))
@@ -128,12 +132,12 @@ def test_unknown_pruner_is_refused():
 def test_storage_urls(tmp_path):
     import optuna
 
-    assert isinstance(T.open_storage(str(tmp_path / "s.log")), optuna.storages.JournalStorage)
-    assert isinstance(T.open_storage(f"journal:{tmp_path / 'x'}"), optuna.storages.JournalStorage)
-    assert isinstance(T.open_storage(str(tmp_path / "s.db")), optuna.storages.RDBStorage)
+    assert isinstance(open_storage(str(tmp_path / "s.log")), optuna.storages.JournalStorage)
+    assert isinstance(open_storage(f"journal:{tmp_path / 'x'}"), optuna.storages.JournalStorage)
+    assert isinstance(open_storage(str(tmp_path / "s.db")), optuna.storages.RDBStorage)
     with pytest.raises(ParameterError, match="use a database URL"):
-        T.open_storage("somewhere")
-    assert T.redact("postgresql+psycopg2://u:secret@h:5432/db") == "postgresql+psycopg2://u:***@h:5432/db"
+        open_storage("somewhere")
+    assert redact("postgresql+psycopg2://u:secret@h:5432/db") == "postgresql+psycopg2://u:***@h:5432/db"
 
 
 # ---------------------------------------------------------------------------- studies
@@ -141,7 +145,7 @@ def test_study_writes_best_params_logs_nested_runs_and_resumes(train_cells, tmp_
     storage = str(tmp_path / "study.log")  # a journal file
     out = tmp_path / "best_params.yaml"
     t0 = time.perf_counter()
-    study = T.tune(train_cells, label_key="cell_type", n_trials=2, study_name="s", storage=storage,
+    study = tune(train_cells, label_key="cell_type", n_trials=2, study_name="s", storage=storage,
                    search_space=space(), device="cpu", seed=0, params_out=out, experiment="e-study",
                    quiet=True)
     seconds = time.perf_counter() - t0
@@ -164,7 +168,7 @@ def test_study_writes_best_params_logs_nested_runs_and_resumes(train_cells, tmp_
     assert set(best.intermediate_values) <= set(range(1, best.params["epochs"]))
 
     # resume: the same study gets more trials, under the same MLflow parent run
-    study2 = T.tune(train_cells, label_key="cell_type", n_trials=1, study_name="s", storage=storage,
+    study2 = tune(train_cells, label_key="cell_type", n_trials=1, study_name="s", storage=storage,
                     search_space=space(), device="cpu", seed=0, params_out=out, experiment="e-study",
                     quiet=True)
     assert [t.number for t in study2.trials] == [0, 1, 2]
@@ -187,7 +191,7 @@ def test_pruning_is_wired_to_intermediate_validation_scores(train_cells, tmp_pat
     # objective >= 0 always, so a threshold of 0 prunes at the first report
     aggressive = space(pruner={"name": "ThresholdPruner", "upper": 0.0},
                        params={**TINY_SPACE["params"], "epochs": {"type": "int", "low": 3, "high": 3}})
-    study = T.tune(train_cells, label_key="cell_type", n_trials=2, study_name="p",
+    study = tune(train_cells, label_key="cell_type", n_trials=2, study_name="p",
                    storage=f"sqlite:///{tmp_path / 'optuna.db'}", search_space=aggressive,
                    device="cpu", params_out=None, experiment="e-pruned", quiet=True)
     assert states(study) == {"PRUNED": 2}
@@ -196,7 +200,7 @@ def test_pruning_is_wired_to_intermediate_validation_scores(train_cells, tmp_pat
     trials = runs[runs["tags.lshgan.role"] == "trial"]
     assert set(trials["tags.optuna.state"]) == {"PRUNED"} and set(trials["status"]) == {"KILLED"}
     with pytest.raises(ParameterError, match="no completed trial"):
-        T.write_best_params(study, tmp_path / "none.yaml")
+        write_best_params(study, tmp_path / "none.yaml")
 
 
 def test_median_pruner_prunes_a_worse_trial(train_cells, tmp_path):
@@ -204,13 +208,13 @@ def test_median_pruner_prunes_a_worse_trial(train_cells, tmp_path):
     import optuna
 
     storage = str(tmp_path / "m.log")
-    study = T.tune(train_cells, label_key="cell_type", n_trials=0, study_name="m", storage=storage,
+    study = tune(train_cells, label_key="cell_type", n_trials=0, study_name="m", storage=storage,
                    search_space=space(), experiment=None, quiet=True)
     fixed = optuna.trial.FixedTrial({"k": 2, "epochs": 3, "lr": 1e-3, "width": 16})
     space().suggest(fixed)
     study.add_trial(optuna.trial.create_trial(params=fixed.params, distributions=fixed.distributions,
                                               value=0.0, intermediate_values={1: 0.0, 2: 0.0}))
-    study = T.tune(train_cells, label_key="cell_type", n_trials=1, study_name="m", storage=storage,
+    study = tune(train_cells, label_key="cell_type", n_trials=1, study_name="m", storage=storage,
                    search_space=space(), device="cpu", experiment=None, quiet=True)
     assert study.trials[-1].state == optuna.trial.TrialState.PRUNED
     assert list(study.trials[-1].intermediate_values) == [1]
@@ -218,13 +222,13 @@ def test_median_pruner_prunes_a_worse_trial(train_cells, tmp_path):
 
 def test_a_worker_with_other_data_or_seed_cannot_join(train_cells, tmp_path):
     storage = str(tmp_path / "j.log")
-    T.tune(train_cells, label_key="cell_type", n_trials=0, study_name="j", storage=storage,
+    tune(train_cells, label_key="cell_type", n_trials=0, study_name="j", storage=storage,
            search_space=space(), experiment=None, quiet=True)
     with pytest.raises(ParameterError, match="created with seed=0"):
-        T.tune(train_cells, label_key="cell_type", n_trials=0, study_name="j", storage=storage,
+        tune(train_cells, label_key="cell_type", n_trials=0, study_name="j", storage=storage,
                search_space=space(), seed=1, experiment=None, quiet=True)
     with pytest.raises(ParameterError, match="created with dataset_hash"):
-        T.tune(train_cells[:100].copy(), label_key="cell_type", n_trials=0, study_name="j",
+        tune(train_cells[:100].copy(), label_key="cell_type", n_trials=0, study_name="j",
                storage=storage, search_space=space(), experiment=None, quiet=True)
 
 
@@ -232,10 +236,10 @@ def test_command_line_refuses_test_cells_and_raw_data(train_cells, tmp_path, cap
     test_cells = train_cells.copy()
     test_cells.obs["split"] = "test"
     write_h5ad(test_cells, tmp_path / "test.h5ad")
-    assert T.main([str(tmp_path / "test.h5ad"), "--label-key", "cell_type", "--no-mlflow"]) == 2
+    assert main([str(tmp_path / "test.h5ad"), "--label-key", "cell_type", "--no-mlflow"]) == 2
     assert "holds test cells" in capsys.readouterr().err
     write_h5ad(synthetic_counts(), tmp_path / "raw.h5ad")
-    assert T.main([str(tmp_path / "raw.h5ad"), "--label-key", "cell_type", "--no-mlflow"]) == 2
+    assert main([str(tmp_path / "raw.h5ad"), "--label-key", "cell_type", "--no-mlflow"]) == 2
     assert "not preprocessed" in capsys.readouterr().err
 
 
@@ -251,14 +255,14 @@ def test_command_line_tiny_study(train_cells, tmp_path, capsys):
             "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--search-space",
             str(tmp_path / "space.yaml"), "--params-out", str(tmp_path / "p.yaml"), "--quiet",
             "--experiment", "e-cli"]
-    assert T.main([*args, "--n-trials", "1", "--device", "cpu"]) == 0
+    assert main([*args, "--n-trials", "1", "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "1 trials (1 complete)" in err and "dvc exp run " in err and "-S 'train.k=" in err
     # --n-trials 0 only exports the best parameters of the study so far
     (tmp_path / "p.yaml").unlink()
-    assert T.main([*args, "--n-trials", "0"]) == 0
+    assert main([*args, "--n-trials", "0"]) == 0
     train = yaml.safe_load((tmp_path / "p.yaml").read_text())["train"]
-    best = T.best_train_params(optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'optuna.db'}"))[1]
+    best = best_train_params(optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'optuna.db'}"))[1]
     assert train["k"] == best.params["k"] and train["g_hidden"] == [best.params["width"]] * 2
     assert (train["noise_dim"], train["loss"], train["seed"]) == (8, "hinge", 0)
     assert "device" not in train
@@ -272,7 +276,7 @@ def test_inside_mlflow_run_trials_nest_under_its_run(train_cells, tmp_path, monk
     client = mlflow.MlflowClient()
     outer = client.create_run(client.create_experiment("e-mlproject")).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", outer)
-    study = T.tune(train_cells, label_key="cell_type", n_trials=1, study_name="r",
+    study = tune(train_cells, label_key="cell_type", n_trials=1, study_name="r",
                    storage=str(tmp_path / "r.log"), search_space=space(), device="cpu",
                    experiment="ignored", quiet=True)
     child = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
@@ -282,9 +286,9 @@ def test_inside_mlflow_run_trials_nest_under_its_run(train_cells, tmp_path, monk
 
 
 def test_integers_written_as_floats_are_accepted():
-    assert T._integer("20.0") == 20 and T._integer("3") == 3
+    assert _integer("20.0") == 20 and _integer("3") == 3
     with pytest.raises(Exception, match="expected an integer"):
-        T._integer("2.5")
+        _integer("2.5")
 
 
 # ---------------------------------------------------------------------------- distributed
@@ -333,7 +337,7 @@ def test_two_workers_share_one_study_on_postgresql(train_cells, tmp_path):
         assert sorted(by_worker) == [n_trials, n_trials], by_worker
 
         mlflow.set_tracking_uri(tracking)
-        runs = mlflow.search_runs(experiment_names=[T.DEFAULT_EXPERIMENT])
+        runs = mlflow.search_runs(experiment_names=[DEFAULT_EXPERIMENT])
         parents = runs[runs["tags.lshgan.role"] == "study"]
         children = runs[runs["tags.lshgan.role"] == "trial"]
         assert len(parents) == 1, parents[["run_id", "tags.mlflow.runName"]]

@@ -17,7 +17,9 @@ core's, :mod:`lshgan.workflow`.  Modules:
   alias;
 * :mod:`~lshgan.mlops.augment` -- augment a real dataset with cells from a model folder, a
   registry URI or a served endpoint;
-* :mod:`~lshgan.mlops.tune` -- Optuna studies; :mod:`~lshgan.mlops.cli` -- the subcommands.
+* :mod:`~lshgan.mlops.tuning` -- Optuna studies (``lshgan tune``): search space, storage,
+  the study's MLflow runs, the study loop, the subcommand;
+* :mod:`~lshgan.mlops.cli` -- the subcommands.
 
 Importing this package imports nothing heavy; MLflow is imported where it is used.
 """

@@ -253,6 +253,6 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
 
-    from .tune import add_parser as add_tune  # optuna is imported when a study runs
+    from .tuning.cli import add_parser as add_tune  # optuna is imported when a study runs
 
     add_tune(subparsers)

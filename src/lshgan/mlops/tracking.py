@@ -327,14 +327,14 @@ def evaluation_metrics(result: dict) -> dict[str, float]:
     return out
 
 
-def log_metrics(metrics: dict[str, float], run_id: str | None = None) -> None:
-    """Log final metrics (step 0) in one batch."""
+def log_metrics(metrics: dict[str, float], run_id: str | None = None, *, step: int = 0) -> None:
+    """Log metrics in one batch: final ones at step 0, intermediate ones at their ``step``."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     ts = int(time.time() * 1000)
     MlflowClient().log_batch(run_id or _active_run_id(),
-                             metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+                             metrics=[Metric(k, float(v), ts, int(step)) for k, v in metrics.items()])
 
 
 def log_pictures(paths: Iterable[str | os.PathLike], run_id: str | None = None,
