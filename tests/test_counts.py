@@ -316,7 +316,8 @@ def test_cli_evaluate_reports_count_metrics(count_model, count_split, tmp_path):
 def test_served_layer_field(count_model):
     from mlflow.exceptions import MlflowException
 
-    from lshgan.mlops.pyfunc_model import frame_to_anndata, generate_frame, parse_requests
+    from lshgan.mlops.serving.encoding import frame_to_anndata, generate_frame
+    from lshgan.mlops.serving.request import parse_requests
 
     types = list(count_model.cell_types)
     old = parse_requests(pd.DataFrame({"n_cells": [4]}), cell_types=types, conditional=True)

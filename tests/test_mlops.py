@@ -33,8 +33,9 @@ from lshgan.cli import main as lshgan_main  # noqa: E402
 from lshgan.errors import GeneMismatchError, InputDataError, ParameterError  # noqa: E402
 from lshgan.mlops import pipeline, tracking  # noqa: E402
 from lshgan.mlops.augment import allocate, augment, chunk_requests, sample  # noqa: E402
-from lshgan.mlops.pyfunc_model import (LSHGANGenerator, frame_to_anndata,  # noqa: E402
-                                       genes_sha1, max_cells_setting, parse_requests)
+from lshgan.mlops.serving.encoding import frame_to_anndata, genes_sha1  # noqa: E402
+from lshgan.mlops.serving.model import LSHGANGenerator  # noqa: E402
+from lshgan.mlops.serving.request import max_cells_setting, parse_requests  # noqa: E402
 from lshgan.mlops.registry import champion_uri, registered_name, should_promote  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -702,7 +702,7 @@ def test_scoring_server_hardening(monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server as ss
 
-    from lshgan.mlops.pyfunc_model import harden_scoring_server
+    from lshgan.mlops.serving.server import harden_scoring_server
 
     for name in ("invocations", "_decode_json_input"):
         monkeypatch.setattr(ss, name, getattr(ss, name))  # restored after the test

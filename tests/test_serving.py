@@ -104,7 +104,7 @@ def test_valid_request_returns_named_genes(server, registered):
 
 
 def test_npz_encoding_over_http_equals_columns(server, registered):
-    from lshgan.mlops.pyfunc_model import fetch_genes, frame_to_anndata
+    from lshgan.mlops.serving import fetch_genes, frame_to_anndata
 
     model_dir, _, _ = registered
     genes = fetch_genes(server)

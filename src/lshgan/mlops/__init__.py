@@ -11,8 +11,10 @@ core's, :mod:`lshgan.workflow`.  Modules:
   :func:`~lshgan.mlops.pipeline.track_experiment`, one tracked run end to end;
 * :mod:`~lshgan.mlops.tracking` -- where runs go (``sqlite:///mlflow.db`` and ``mlartifacts/``
   by default, ``MLFLOW_TRACKING_URI`` for a team server) and what a run records;
-* :mod:`~lshgan.mlops.pyfunc_model` -- the generator as an MLflow pyfunc ("models from code")
-  with request validation;
+* :mod:`~lshgan.mlops.serving` -- the generator served by MLflow: requests, the answers'
+  encodings, the pyfunc model ("models from code"), the scoring server's fixes, model
+  logging, an HTTP client (:mod:`~lshgan.mlops.pyfunc_model` only re-exports a few of
+  them for ``bench/serving.py``);
 * :mod:`~lshgan.mlops.registry` -- ``lshgan-<dataset>`` registered models and the ``champion``
   alias;
 * :mod:`~lshgan.mlops.augment` -- augment a real dataset with cells from a model folder, a

@@ -62,7 +62,8 @@ class FolderGenerator:
         self.counts = bool(self.model.has_counts)
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
-        from .pyfunc_model import frame_to_anndata, generate_frame, parse_requests
+        from .serving.encoding import frame_to_anndata, generate_frame
+        from .serving.request import parse_requests
 
         return frame_to_anndata(generate_frame(self.model, parse_requests(
             requests, cell_types=list(self.model.cell_types),
@@ -96,7 +97,7 @@ class PyfuncGenerator:
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
         from mlflow.exceptions import MlflowException
 
-        from .pyfunc_model import frame_to_anndata
+        from .serving.encoding import frame_to_anndata
 
         try:
             return frame_to_anndata(self.model.predict(requests))
@@ -108,13 +109,14 @@ class EndpointGenerator:
     """A model served by ``mlflow models serve`` (``POST <url>/invocations``).
 
     Cells travel in the ``npz`` encoding (float32 CSR, about 18x smaller and 38x faster
-    than JSON columns at 20k genes; see :mod:`lshgan.mlops.pyfunc_model`); the model's
+    than JSON columns at 20k genes; see :mod:`lshgan.mlops.serving`); the model's
     genes are asked for once, on first use.  A model logged before ``npz`` existed
     ignores the ``encoding`` column and answers in ``columns``, which is read as well.
     """
 
     def __init__(self, url: str, timeout: float = 600.0, encoding: str = "npz"):
-        from .pyfunc_model import ENCODINGS, invocations_url
+        from .serving.client import invocations_url
+        from .serving.request import ENCODINGS
 
         if encoding not in ENCODINGS:
             raise ParameterError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
@@ -130,13 +132,14 @@ class EndpointGenerator:
     def var_names(self) -> list[str]:
         """The served model's genes, in order (one small request, then remembered)."""
         if self._genes is None:
-            from .pyfunc_model import fetch_genes
+            from .serving.client import fetch_genes
 
             self._genes = self._call(fetch_genes, self.url, timeout=self.timeout)
         return self._genes
 
     def generate(self, requests: pd.DataFrame) -> ad.AnnData:
-        from .pyfunc_model import frame_to_anndata, post_invocations
+        from .serving.client import post_invocations
+        from .serving.encoding import frame_to_anndata
 
         if self.encoding == "npz":
             body, genes = _split(requests.assign(encoding="npz")), self.var_names
@@ -328,7 +331,7 @@ def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str
            seed: int = 0, layer: str = "log") -> ad.AnnData:
     """``n_cells`` generated cells from any model reference (see :func:`open_generator`);
     ``.X`` holds ``layer`` (``log``, ``normalized`` or ``counts``: see
-    :mod:`lshgan.mlops.pyfunc_model`).
+    :mod:`lshgan.mlops.serving`).
 
     Examples
     --------

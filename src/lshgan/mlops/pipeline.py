@@ -149,7 +149,8 @@ def log_and_register(model_dir, result: dict, *, dataset: str, plots=None, evalu
     Returns the :class:`~lshgan.mlops.registry.Registration`, or the logged model's
     ``ModelInfo`` when ``register`` is false.
     """
-    from . import pyfunc_model, registry, tracking
+    from . import registry, tracking
+    from .serving.log_model import log_model
 
     metrics = tracking.evaluation_metrics(result)
     tracking.log_metrics(metrics)
@@ -157,7 +158,7 @@ def log_and_register(model_dir, result: dict, *, dataset: str, plots=None, evalu
         tracking.log_pictures(sorted(Path(plots).glob("*.png")))
     if evaluation_path is not None:
         tracking.log_pictures([evaluation_path], artifact_path="evaluation")
-    info = pyfunc_model.log_model(model_dir, max_cells=max_cells)
+    info = log_model(model_dir, max_cells=max_cells)
     if not register:
         return info
     return registry.register(info.model_uri, dataset=dataset, objective=metrics.get("objective"),

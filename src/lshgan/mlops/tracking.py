@@ -18,7 +18,7 @@ A training run records its parameters (model and training settings, including ``
 ``epochs``, ``seed``, and the dataset's name and hash), the per-epoch losses (``d_loss``,
 ``g_loss`` with ``step`` = epoch), the final metrics of :mod:`lshgan.metrics` plus the
 ``objective`` that ranks generators, the pictures (UMAP, losses, gene statistics) and the
-model (:mod:`lshgan.mlops.pyfunc_model`).
+model (:mod:`lshgan.mlops.serving`).
 
 Examples
 --------
