@@ -198,7 +198,7 @@ def test_evaluate_reports_every_metric(split):
 def test_evaluate_checks_genes(split):
     train, test = split
     fake = CopyGenerator().fit(train).generate(test.n_obs)
-    with pytest.raises(GeneMismatchError, match="1 missing"):
+    with pytest.raises(GeneMismatchError, match="1 gene missing"):
         evaluate(fake[:, 1:], train=train, test=test)
     renamed = fake.copy()
     renamed.var_names = [f"g{i}" for i in range(fake.n_vars)]

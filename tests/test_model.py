@@ -6,7 +6,8 @@ import torch
 
 from lshgan import LSHGAN, ModelConfig
 from lshgan.datasets import synthetic_log_expression
-from lshgan.errors import CheckpointError, GeneMismatchError, OutputExistsError, ParameterError
+from lshgan.errors import (CheckpointError, GeneMismatchError, OutputExistsError, ParameterError,
+                           check_genes)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,19 @@ def test_save_load_round_trip_and_gene_check(trained, synthetic_adata_module, tm
         LSHGAN.load(path, sub)
     with pytest.raises(CheckpointError, match="not a saved lshgan model"):
         LSHGAN.load(tmp_path / "nothing")
+
+
+def test_one_gene_check_for_every_caller():
+    assert check_genes(["a", "b"], ["a", "b"]) is None
+    assert check_genes(["b", "c", "a"], ["a", "b", "c"], ordered=False) == [2, 0, 1]
+    with pytest.raises(GeneMismatchError, match="^x.h5ad: genes of the data do not match the "
+                       "model m: same genes in a different order$"):
+        check_genes(["b", "a"], ["a", "b"], what="model m", name="x.h5ad")
+    with pytest.raises(GeneMismatchError, match=r"2 genes missing \(e.g. b, c\); 1 unknown gene "
+                       r"\(e.g. z\)$"):
+        check_genes(["a", "z"], ["a", "b", "c"], ordered=False)
+    with pytest.raises(GeneMismatchError, match="1 duplicated gene"):
+        check_genes(["a", "b", "a"], ["a", "b"], ordered=False)
 
 
 def test_weights_load_with_weights_only(trained, tmp_path):

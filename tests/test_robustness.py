@@ -487,7 +487,7 @@ def test_gene_mismatch_at_augment_evaluate_and_generate_stage(tmp_path, cli, cap
 
     other = base_cells(n_genes=25, seed=1)  # 40 cells > 1.5 x 25 genes: nothing to generate
     other_path = _h5ad(other, tmp_path / "other.h5ad")
-    with pytest.raises(GeneMismatchError, match="5 not in the model"):
+    with pytest.raises(GeneMismatchError, match="5 unknown genes"):
         augment(model_dir, other, ratio=1.0)  # refused even when no cell would be generated
     with pytest.raises(GeneMismatchError, match="5 genes missing"):
         LSHGAN.load(model_dir, base_cells()[:, 5:].copy())

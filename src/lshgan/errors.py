@@ -72,3 +72,71 @@ def check_positive_float(name: str, value, *, allow_zero: bool = False) -> float
         bound = ">= 0" if allow_zero else "> 0"
         raise ParameterError(f"{name} must be {bound}, got {value!r}")
     return v
+
+
+def check_genes(genes, reference, *, what: str = "model", name: str | None = None,
+                ordered: bool = True) -> list[int] | None:
+    """Raise :class:`GeneMismatchError` unless ``genes`` (a dataset's) are the ``reference`` genes.
+
+    The one gene-set check of lshgan (a model's genes, the training cells' genes, a
+    reference dataset's).
+
+    Parameters
+    ----------
+    genes, reference
+        Gene names (compared as strings).
+    what
+        What the reference genes belong to, for the message (``"model"``, ...).
+    name
+        The dataset (its file, say): the message starts with ``"{name}: "``.
+    ordered
+        Also require the same order; otherwise the same genes (none twice) in any order.
+
+    Returns
+    -------
+    None when ``genes`` equal ``reference`` in order; with ``ordered=False``, otherwise the
+    positions in ``genes`` of the reference genes, in reference order (to align by name).
+
+    Raises
+    ------
+    GeneMismatchError
+        Naming how many genes are missing, unknown (not in the reference) or duplicated,
+        with up to three of each, or saying that the order differs.
+
+    Examples
+    --------
+    >>> check_genes(["b", "a"], ["a", "b"], ordered=False)
+    [1, 0]
+    >>> check_genes(["a", "c"], ["a", "b"], name="cells.h5ad")
+    Traceback (most recent call last):
+    ...
+    lshgan.errors.GeneMismatchError: cells.h5ad: genes of the data do not match the model: 1 gene missing (e.g. b); 1 unknown gene (e.g. c)
+    """
+    genes, reference = [str(g) for g in genes], [str(g) for g in reference]
+    if genes == reference:
+        return None
+    position = {g: i for i, g in enumerate(genes)}
+    known = set(reference)
+    missing = [g for g in reference if g not in position]
+    unknown = [g for g in genes if g not in known]
+    duplicated = _repeated(genes) + _repeated(reference)
+    if not (missing or unknown or duplicated):
+        if not ordered:
+            return [position[g] for g in reference]
+        detail = "same genes in a different order"
+    else:
+        detail = "; ".join(f"{len(found)} {label} (e.g. {', '.join(found[:3])})" for found, label in (
+            (missing, _genes(len(missing)) + " missing"), (unknown, "unknown " + _genes(len(unknown))),
+            (duplicated, "duplicated " + _genes(len(duplicated)))) if found)
+    prefix = f"{name}: " if name else ""
+    raise GeneMismatchError(f"{prefix}genes of the data do not match the {what}: {detail}")
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """Second and later occurrences of names in ``names``."""
+    seen: set[str] = set()
+    return [g for g in names if g in seen or seen.add(g)]
+
+
+def _genes(n: int) -> str:
+    return "gene" if n == 1 else "genes"

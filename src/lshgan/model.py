@@ -27,8 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from . import __version__
-from .errors import (CheckpointError, GeneMismatchError, InputDataError, LSHGANError,
-                     OutputExistsError, ParameterError, check_positive_int)
+from .errors import (CheckpointError, InputDataError, LSHGANError, OutputExistsError,
+                     ParameterError, check_genes, check_positive_int)
 from .lsh import lsh_space, lsh_subsample_by_group
 from .module.decoder import CountDecoder, HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
@@ -627,7 +627,7 @@ class LSHGAN:
         except (json.JSONDecodeError, RuntimeError, OSError) as err:
             raise CheckpointError(f"{path}: model files are corrupt ({err})") from None
         if adata is not None:
-            check_genes(adata, var_names, what=f"model {path}")
+            check_genes(adata.var_names, var_names, what=f"model {path}")
         self = cls.__new__(cls)
         cfg = meta["model"]
         cfg["g_hidden"] = tuple(cfg["g_hidden"])
@@ -726,26 +726,10 @@ def with_layer(cells: ad.AnnData, layer: str = "log") -> ad.AnnData:
     if layer == "counts":
         out.X = cells.layers["counts"].copy()
     else:
-        X = cells.X.toarray() if sp.issparse(cells.X) else np.asarray(cells.X)
-        out.X = (np.exp2(X.astype(np.float64)) - 1).astype(np.float32)
+        from .preprocess import normalized_values
+
+        out.X = normalized_values(cells.X).astype(np.float32)
     return out
-
-
-def check_genes(adata: ad.AnnData, var_names: Sequence[str], *, what: str = "model") -> None:
-    """Raise :class:`GeneMismatchError` unless ``adata.var_names`` equal ``var_names`` in order."""
-    got = [str(v) for v in adata.var_names]
-    if got == list(var_names):
-        return
-    missing = [g for g in var_names if g not in set(got)]
-    extra = [g for g in got if g not in set(var_names)]
-    detail = []
-    if missing:
-        detail.append(f"{len(missing)} genes missing (e.g. {', '.join(missing[:3])})")
-    if extra:
-        detail.append(f"{len(extra)} unknown genes (e.g. {', '.join(extra[:3])})")
-    if not detail:
-        detail.append("same genes in a different order")
-    raise GeneMismatchError(f"genes of the data do not match the {what}: {'; '.join(detail)}")
 
 
 def _jsonable(o):

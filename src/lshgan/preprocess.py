@@ -23,7 +23,7 @@ and too few cells or genes left to train on is an :class:`~lshgan.errors.InputDa
 
 The fitted :class:`Preprocessor` keeps the gene names and the ``target_sum`` so that
 generated cells (which live on the ``log2(1+x)`` scale) can be mapped back to the
-normalised linear scale with :meth:`Preprocessor.inverse_transform`.
+normalised linear scale with :func:`normalized_values` (:meth:`Preprocessor.inverse_transform`).
 """
 
 from __future__ import annotations
@@ -174,13 +174,32 @@ class Preprocessor:
         return cls(config, list(d["var_names"]), float(d["target_sum"]), dict(d.get("report", {})))
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Map ``log2(1+x)`` values back to the library-size-normalised linear scale.
+        """Map ``log2(1+x)`` values back to the library-size-normalised linear scale
+        (:func:`normalized_values`).
 
         Input that was already log-normalised was rescaled to ``log2(1+x)`` from its
         ``log_base`` (default e), so this gives its normalised values back when that base
         was right.
         """
-        return np.exp2(np.asarray(X, dtype=np.float64)) - 1.0
+        return normalized_values(X)
+
+
+def normalized_values(X) -> np.ndarray:
+    """``log2(1+x)`` values (dense or CSR) back on the library-size-normalised linear scale:
+    ``2^x - 1`` as a dense float64 array.
+
+    The inverse of the log transform of :func:`preprocess` (what its
+    ``.layers['normalized']`` holds), and the one place that inverts it: generated cells'
+    ``normalized`` layer, the baselines' and the metrics' linear scale.  Negative values
+    (a generator's) stay below 0; callers that need non-negative values clip.
+
+    Examples
+    --------
+    >>> normalized_values(np.array([[0.0, 1.0, 3.0]]))
+    array([[0., 1., 7.]])
+    """
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    return np.exp2(X.astype(np.float64, copy=False)) - 1.0
 
 
 def preprocess(

@@ -354,9 +354,9 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
     the model's; default), ``normalized`` (the library-size-normalised linear scale) or
     ``counts`` (models trained on counts, whose cells always keep ``.layers['counts']``);
     ``scale``: its older name (``log``/``normalized``), see :func:`lshgan.model.resolve_layer`."""
-    from .errors import GeneMismatchError
+    from .errors import check_genes
     from .io import check_writable, output_lock, read_dataset, write_h5ad
-    from .model import LSHGAN, check_genes, check_layer, resolve_layer, with_layer
+    from .model import LSHGAN, check_layer, resolve_layer, with_layer
 
     layer = resolve_layer(layer, scale)
     check_writable(output, force=force)
@@ -365,10 +365,7 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
         test_cells = None
         if test is not None:
             test_cells = read_dataset(test, label_key=label_key)
-            try:
-                check_genes(test_cells, model.var_names, what=f"model {model_dir}")
-            except GeneMismatchError as err:
-                raise GeneMismatchError(f"{test}: {err}") from None
+            check_genes(test_cells.var_names, model.var_names, what=f"model {model_dir}", name=str(test))
         check_layer(layer, model.has_counts)  # before generating
         cells = with_layer(generate_cells(model, n_cells, test=test_cells, label_key=label_key,
                                           cell_type=cell_type, seed=seed), layer)
@@ -427,15 +424,15 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     ``.layers['counts']`` (count data), every row with counts also gets the ``counts_*``
     metrics of :mod:`lshgan.metrics.counts` and the plots ``count_statistics.png``.
     """
+    from .errors import check_genes
     from .io import check_writable, write_json
     from .metrics import evaluate_generators
     from .metrics.counts import has_counts, reference_counts, with_count_metrics
-    from .model import check_genes
     from .plotting import plot_count_statistics, plot_diversity, plot_gene_statistics, plot_umap
 
     check_writable(output, force=force)
-    check_genes(generated, list(train.var_names), what=f"training data")
-    check_genes(test, list(train.var_names), what=f"training data")
+    check_genes(generated.var_names, train.var_names, what="training data")
+    check_genes(test.var_names, train.var_names, what="training data")
     table = evaluate_generators({"lshgan": generated}, train=train, test=test,
                                 label_key=label_key, seed=seed, include_references=include_references,
                                 protocols=protocols)
@@ -491,9 +488,8 @@ def evaluate(generated, train, test, output: PathLike, *, label_key: str | None 
     """
     import anndata as ad
 
-    from .errors import GeneMismatchError
+    from .errors import check_genes
     from .io import check_writable, output_lock, read_dataset, write_json
-    from .model import check_genes
     from .objective import objective_from_metrics
 
     check_writable(output, force=force)
@@ -506,10 +502,7 @@ def evaluate(generated, train, test, output: PathLike, *, label_key: str | None 
     what = "training cells" if isinstance(train, ad.AnnData) else f"training cells ({train})"
     for source, got in ((generated, gen), (test, test_cells)):
         if not isinstance(source, ad.AnnData):
-            try:
-                check_genes(got, list(train_cells.var_names), what=what)
-            except GeneMismatchError as err:
-                raise GeneMismatchError(f"{source}: {err}") from None
+            check_genes(got.var_names, train_cells.var_names, what=what, name=str(source))
     with output_lock(output):
         result, table = evaluate_files(gen, train_cells, test_cells, label_key=label_key,
                                        seed=int(seed), output=output, plots=plots, force=force,

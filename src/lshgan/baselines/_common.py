@@ -1,4 +1,5 @@
-"""Small helpers shared by the baselines (scale conversions)."""
+"""Small helpers shared by the baselines (dense arrays, the ``log2(1+x)`` scale; its inverse is
+:func:`lshgan.preprocess.normalized_values`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,6 @@ import scipy.sparse as sp
 def dense(X) -> np.ndarray:
     """``X`` as a dense float64 array (CSR is densified)."""
     return X.toarray().astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
-
-
-def linear_scale(X) -> np.ndarray:
-    """``log2(1+x)`` cells back on the library-size-normalised linear scale (dense)."""
-    return np.exp2(dense(X)) - 1.0
 
 
 def log_scale(X: np.ndarray) -> np.ndarray:

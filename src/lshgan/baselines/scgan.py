@@ -40,7 +40,7 @@ from torch import nn
 from ..errors import ParameterError
 from ..model import LSHGAN, ModelConfig
 from ..module.networks import Discriminator
-from ._common import linear_scale
+from ..preprocess import normalized_values
 from .gan import GANGenerator
 
 
@@ -123,7 +123,7 @@ class ScGANModel(LSHGAN):
 
     def build_networks(self, input_dim: int, real) -> tuple[LSNGenerator, Discriminator]:
         cfg = self.config
-        library = float(np.median(linear_scale(real).sum(axis=1)))
+        library = float(np.median(normalized_values(real).sum(axis=1)))
         G = LSNGenerator(input_dim, real.shape[1], library, cfg.g_hidden, n_classes=self.n_classes)
         D = Discriminator(real.shape[1], cfg.d_hidden, n_classes=self.n_classes,
                           minibatch_std=False)

@@ -36,8 +36,9 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import ParameterError, check_positive_int
+from ..preprocess import normalized_values
 from ..references import _ReferenceGenerator
-from ._common import linear_scale, log_scale
+from ._common import log_scale
 from .gan import epochs_for
 
 
@@ -83,7 +84,7 @@ class SCVIGenerator(_ReferenceGenerator):
 
         super().fit(adata, label_key)
         self.conditional = label_key is not None
-        counts = np.rint(linear_scale(adata.X)).astype(np.float32)
+        counts = np.rint(normalized_values(adata.X)).astype(np.float32)
         data = ad.AnnData(X=sp.csr_matrix(counts),
                           obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
         logging.getLogger("scvi").setLevel(logging.ERROR)

@@ -49,8 +49,9 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
+from ..preprocess import normalized_values
 from ..references import _ReferenceGenerator
-from ._common import linear_scale, log_scale
+from ._common import log_scale
 
 
 def _fit_gamma(values: np.ndarray) -> tuple[float, float]:
@@ -133,7 +134,7 @@ class SplatterGenerator(_ReferenceGenerator):
         """Estimate the simulation's parameters from ``adata`` (``log2(1+x)`` cells)."""
         super().fit(adata, label_key)
         self.conditional = label_key is not None
-        L = linear_scale(adata.X)
+        L = normalized_values(adata.X)
         gene_mean = L.mean(axis=0)
         lib = L.sum(axis=1)
         p = {"bcv_df": self.bcv_df}

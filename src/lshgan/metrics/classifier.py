@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import ParameterError, check_positive_int
+from ..preprocess import normalized_values
 from .space import align_genes, pooled_pca
 
 
@@ -258,8 +258,7 @@ def groundgan_protocol(
 
 def _linear(X, library_size: float) -> np.ndarray:
     """``log2(1+x)`` cells back on the linear scale, each normalised to ``library_size``."""
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    return _normalise(np.maximum(np.exp2(X.astype(np.float64)) - 1.0, 0.0), library_size)
+    return _normalise(np.maximum(normalized_values(X), 0.0), library_size)
 
 
 def _normalise(X: np.ndarray, library_size: float) -> np.ndarray:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import GeneMismatchError, ParameterError
+from ..errors import ParameterError, check_genes
 from ..references import fit_pca, project
 
 
@@ -20,25 +19,15 @@ def align_genes(adata: ad.AnnData, var_names, what: str = "data") -> ad.AnnData:
     Raises
     ------
     GeneMismatchError
-        If the gene sets differ (the message counts and names missing and extra genes,
-        calling the dataset ``what``).
+        If the gene sets differ (:func:`lshgan.errors.check_genes`: the message counts and
+        names missing, unknown and duplicated genes, and starts with ``what``).
 
     Examples
     --------
     >>> fake = align_genes(fake, test.var_names, "generated")     # doctest: +SKIP
     """
-    var_names = pd.Index(var_names).astype(str)
-    names = pd.Index(adata.var_names.astype(str))
-    if names.equals(var_names):
-        return adata
-    missing, extra = var_names.difference(names), names.difference(var_names)
-    if len(missing) or len(extra) or names.has_duplicates:
-        raise GeneMismatchError(
-            f"{what} has other genes than the reference: {len(missing)} missing "
-            f"(e.g. {', '.join(map(str, missing[:3])) or '-'}), {len(extra)} extra "
-            f"(e.g. {', '.join(map(str, extra[:3])) or '-'})"
-        )
-    return adata[:, names.get_indexer(var_names)]
+    order = check_genes(adata.var_names, var_names, what="reference genes", name=what, ordered=False)
+    return adata if order is None else adata[:, order]
 
 
 def _stack(A, B):

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import GeneMismatchError, InputDataError, ParameterError, check_positive_int
+from ..errors import InputDataError, ParameterError, check_genes, check_positive_int
+from ..preprocess import normalized_values
 
 #: Cells per request sent to a pyfunc model or a server (below the served default bound).
 CHUNK_CELLS = 5_000
@@ -243,7 +244,7 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
     gen = _as_generator(model)
     _check_scale(adata)
     if getattr(gen, "var_names", None) is not None:  # before anything is generated or returned
-        _check_gene_sets(pd.Index(gen.var_names, dtype=str), pd.Index(adata.var_names.astype(str)))
+        check_genes(adata.var_names, gen.var_names, what="model", ordered=False)
     target = math.ceil(ratio * adata.n_vars)
     n_new = max(0, target - adata.n_obs)
     label_key = label_key or (gen.label_key if gen.label_key in adata.obs else None) or (
@@ -270,8 +271,7 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
         synth.X = synth.X.toarray()
     for layer in real.layers:
         if layer == "normalized":  # the linear scale that lshgan.preprocess keeps
-            synth.layers[layer] = np.exp2(np.asarray(synth.X.toarray() if sp.issparse(synth.X)
-                                                     else synth.X, dtype=np.float64)) - 1
+            synth.layers[layer] = normalized_values(synth.X)
     if COUNTS in real.layers:
         counts = _generated_counts(gen, requests, adata)
         if counts is not None:
@@ -398,22 +398,9 @@ def chunk_requests(requests: pd.DataFrame):
 
 
 def _align_genes(synth: ad.AnnData, real: ad.AnnData) -> ad.AnnData:
-    genes = pd.Index(real.var_names.astype(str))
-    have = pd.Index(synth.var_names.astype(str))
-    if have.equals(genes):
-        return synth
-    _check_gene_sets(have, genes)
-    return synth[:, have.get_indexer(genes)].copy()
-
-
-def _check_gene_sets(have: pd.Index, genes: pd.Index) -> None:
-    """Raise :class:`GeneMismatchError` unless the model's genes ``have`` are the data's ``genes``."""
-    missing, extra = have.difference(genes), genes.difference(have)
-    if len(missing) or len(extra):
-        raise GeneMismatchError(
-            f"genes of the data do not match the model: {len(extra)} not in the model "
-            f"(e.g. {', '.join(map(str, extra[:3])) or '-'}), {len(missing)} missing from the data "
-            f"(e.g. {', '.join(map(str, missing[:3])) or '-'})")
+    """Generated cells in ``real``'s gene order (the same genes: checked before generating)."""
+    order = check_genes(synth.var_names, real.var_names, what="real cells", ordered=False)
+    return synth if order is None else synth[:, order].copy()
 
 
 def _check_scale(adata: ad.AnnData) -> None:

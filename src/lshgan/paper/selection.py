@@ -39,12 +39,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..baselines._common import dense
 from ..errors import ParameterError
+from ..preprocess import normalized_values
 
 
 def _linear(X) -> np.ndarray:
-    return np.maximum(np.exp2(dense(X)) - 1.0, 0.0)
+    return np.maximum(normalized_values(X), 0.0)
 
 
 def hvg_scores(X) -> np.ndarray:
