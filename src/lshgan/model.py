@@ -247,7 +247,9 @@ class LSHGAN:
         return lsh_subsample_by_group(self._lsh_space(self._adata.X), groups, k=cfg.k, t=cfg.t,
                                       n_trees=cfg.lsh_trees, seed=seed)
 
-    def _build(self, seed: int, device: torch.device) -> tuple[Generator, Discriminator]:
+    def _build(self, seed: int, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """The generator's input and the cells D sees (LSH subsample, PCA, decoders), then
+        :meth:`build_networks`."""
         cfg = self.config
         X = self._adata.X
         codes = self._codes if cfg.conditional else None
