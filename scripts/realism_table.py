@@ -346,8 +346,8 @@ def main(argv=None) -> int:
                    help="torch CPU threads for training (default 1, as `lshgan train`; 0: torch's)")
     p.add_argument("--out", default="reports/realism")
     p.add_argument("--resume", action="store_true",
-                   help="keep the datasets already in OUT/realism.json and run only the others "
-                        "(a long table in pieces; the settings must be the same)")
+                   help="keep the datasets and seeds already in OUT/realism.json and run only the "
+                        "missing ones (a long table in pieces; the settings must be the same)")
     args = p.parse_args(argv)
     variants = list(dict.fromkeys(args.variants + ([SCVI] if args.with_scvi else [])))
     if SCVI in variants:
@@ -368,9 +368,18 @@ def main(argv=None) -> int:
     for ds in args.datasets or default_datasets():
         path = dataset_path(ds)
         name = Path(path).stem
+        kept = None
         if name in results:
-            print(f"{name}: kept from {out / 'realism.json'} (--resume)", flush=True)
-            continue
+            kept = pd.DataFrame(results[name]["per_seed"]).set_index("generator")
+            kept.index.name = None
+            todo = [s for s in args.seeds if s not in set(kept["seed"].astype(int))]
+            if not todo:
+                print(f"{name}: kept from {out / 'realism.json'} (--resume)", flush=True)
+                continue
+            print(f"{name}: seeds {sorted(set(kept['seed'].astype(int)))} kept from "
+                  f"{out / 'realism.json'}, running seeds {todo} (--resume)", flush=True)
+        else:
+            todo = list(args.seeds)
         t0 = time.time()
         adata = lshgan.read_dataset(path, label_key=args.label_key)
         pp, _ = lshgan.preprocess(adata, lshgan.PreprocessConfig(n_top_genes=N_TOP_GENES),
@@ -378,9 +387,12 @@ def main(argv=None) -> int:
         report = dict(pp.uns["lshgan_preprocess"])
         print(f"{name}: {pp.n_obs} cells x {pp.n_vars} genes kept ({report['data_kind']})",
               flush=True)
-        per_seed = run_dataset(pp, seeds=args.seeds, label_key=args.label_key,
+        per_seed = run_dataset(pp, seeds=todo, label_key=args.label_key,
                                epochs=args.epochs, variants=variants, jobs=args.jobs,
                                protocols=protocols, log=lambda m: print(m, flush=True))
+        if kept is not None:
+            per_seed = pd.concat([kept[per_seed.columns.intersection(kept.columns)], per_seed])
+        seeds_done = sorted(set(per_seed["seed"].astype(int)))
         summ = summarise(per_seed)
         n_test = int(per_seed["n_test"].iloc[0])
         results[name] = {
@@ -396,7 +408,7 @@ def main(argv=None) -> int:
 
         plot_diversity(means, out / f"{name}_diversity.png", force=True,
                        title=f"{name}: diversity and cell-type identity (mean over "
-                             f"seed{'s' * (len(args.seeds) > 1)} {', '.join(map(str, args.seeds))})")
+                             f"seed{'s' * (len(seeds_done) > 1)} {', '.join(map(str, seeds_done))})")
         plot_rf_auc(results, out / "rf_auc.png")
         (out / "realism.json").write_text(json.dumps(
             {"settings": {"seeds": args.seeds, "epochs": args.epochs, "variants": variants,
