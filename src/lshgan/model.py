@@ -29,10 +29,11 @@ import torch
 from . import __version__
 from .errors import (CheckpointError, InputDataError, LSHGANError, OutputExistsError,
                      ParameterError, check_genes, check_positive_int)
-from .lsh import lsh_space, lsh_subsample_by_group
+from .lsh import lsh_pcs, lsh_space, lsh_subsample_by_group
 from .module.decoder import CountDecoder, HurdleDecoder
 from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
+from .pca import fit_pca, project
 from .module.training import BatchSource, History, TrainConfig, resolve_device, train_gan
 
 CONFIG_FILE = "config.json"
@@ -205,7 +206,6 @@ class LSHGAN:
         self.subsample_: np.ndarray | None = None
         self._G: torch.nn.Module | None = None
         self._inputs: GeneratorInput | None = None
-        self._pca = None  # (mean, components, scale) of the anchor space
         self._decoder: HurdleDecoder | None = None
         self._counts: CountDecoder | None = None
 
@@ -214,38 +214,20 @@ class LSHGAN:
     def n_classes(self) -> int:
         return len(self.cell_types) if self.config.conditional else 0
 
-    def _lsh_space(self, X) -> np.ndarray:
-        """The matrix LSH hashes: the genes (the paper), or PCA coordinates if configured."""
-        return lsh_space(X, self.config.lsh_space_pcs)
+    def lsh_subsample(self, seed: int = 0, *, space: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the LSH subsample of the training cells (per cell type if conditional).
 
-    def _fit_pca(self, X, n_comp: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(mean, components, scale)`` of a PCA of ``X``; scale = sd of each coordinate."""
-        from sklearn.decomposition import PCA, TruncatedSVD
-
-        n_comp = int(min(n_comp, X.shape[0] - 1, X.shape[1]))
-        if sp.issparse(X):
-            mean = np.asarray(X.mean(axis=0)).ravel()
-            svd = TruncatedSVD(n_comp, random_state=seed).fit(X)
-            comps = svd.components_
-        else:
-            pca = PCA(n_comp, random_state=seed, svd_solver="randomized").fit(X)
-            mean, comps = pca.mean_, pca.components_
-        coords = self._apply_pca(X, mean, comps)
-        scale = coords.std(axis=0) + 1e-6
-        return mean.astype(np.float32), comps.astype(np.float32), scale.astype(np.float32)
-
-    @staticmethod
-    def _apply_pca(X, mean, comps) -> np.ndarray:
-        if sp.issparse(X):
-            return np.asarray(X @ comps.T) - mean @ comps.T
-        return (np.asarray(X) - mean) @ comps.T
-
-    def lsh_subsample(self, seed: int = 0) -> np.ndarray:
-        """Indices of the LSH subsample of the training cells (per cell type if conditional)."""
+        ``space``: the matrix hashed (one row per training cell); default
+        :func:`lshgan.lsh.lsh_space` of the cells (the genes; principal components for a
+        large sparse matrix or with ``lsh_space_pcs``).  Training passes the first
+        components of its one shared PCA instead of fitting a second one.
+        """
         cfg = self.config
         groups = self._codes if cfg.conditional else None
-        return lsh_subsample_by_group(self._lsh_space(self._adata.X), groups, k=cfg.k, t=cfg.t,
-                                      n_trees=cfg.lsh_trees, seed=seed)
+        if space is None:
+            space = lsh_space(self._adata.X, cfg.lsh_space_pcs, seed=seed)
+        return lsh_subsample_by_group(space, groups, k=cfg.k, t=cfg.t, n_trees=cfg.lsh_trees,
+                                      seed=seed)
 
     def _build(self, seed: int, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
         """The generator's input and the cells D sees (LSH subsample, PCA, decoders), then
@@ -253,21 +235,23 @@ class LSHGAN:
         cfg = self.config
         X = self._adata.X
         codes = self._codes if cfg.conditional else None
+        # one randomized PCA for everything that needs one: the LSH space (large sparse
+        # data), the anchors and the latent space (an anchor's first n_latent coordinates
+        # are its own cell state)
+        lsh_pc = lsh_pcs(X, cfg.lsh_space_pcs) if cfg.input_mode != "plain" else None
+        n_pca = max(cfg.anchor_dim if cfg.input_mode == "lsh" else 0, lsh_pc or 0)
+        if cfg.space == "latent":
+            if cfg.n_latent is None:
+                cfg.n_latent = default_n_latent(X.shape[0])
+            cfg.n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
+            n_pca = max(n_pca, cfg.n_latent)
+        pcs = None
+        if n_pca:
+            pcs = project(X, *fit_pca(X, n_pca, seed=seed, method="randomized"))
         if cfg.input_mode != "plain":
-            self.subsample_ = self.lsh_subsample(seed=seed)
-        coords = None
-        if cfg.space == "latent" or cfg.input_mode == "lsh":
-            # one PCA for the anchors and the latent space: an anchor's first n_latent
-            # coordinates are its own cell state
-            n_pca = cfg.anchor_dim if cfg.input_mode == "lsh" else 0
-            if cfg.space == "latent":
-                if cfg.n_latent is None:
-                    cfg.n_latent = default_n_latent(X.shape[0])
-                cfg.n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
-                n_pca = max(n_pca, cfg.n_latent)
-            self._pca = self._fit_pca(X, n_pca, seed)
-            mean, comps, scale = self._pca
-            coords = (self._apply_pca(X, mean, comps) / scale).astype(np.float32)
+            space = None if lsh_pc is None else np.ascontiguousarray(pcs[:, :lsh_pc], np.float32)
+            self.subsample_ = self.lsh_subsample(seed=seed, space=space)
+        coords = None if pcs is None else (pcs / (pcs.std(axis=0) + 1e-6)).astype(np.float32)
         if cfg.input_mode == "lsh":
             n_anchor = max(cfg.anchor_dim, cfg.n_latent) if self._residual else cfg.anchor_dim
             anchors = torch.as_tensor(np.hstack([coords[self.subsample_, :n_anchor],
@@ -647,7 +631,6 @@ class LSHGAN:
         self.train_config = TrainConfig(**meta["train"]) if meta.get("train") else None
         self.train_seconds = meta.get("train_seconds")
         self.subsample_ = None
-        self._pca = None
         hist = path / HISTORY_FILE
         self.history = History.from_dict(json.loads(hist.read_text())) if hist.exists() else None
         anchors = state.get("anchors")

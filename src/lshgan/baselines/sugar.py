@@ -35,7 +35,8 @@ import anndata as ad
 import numpy as np
 
 from ..errors import check_positive_int
-from ..references import _ReferenceGenerator, fit_pca, project
+from ..pca import fit_pca, project
+from ..references import _ReferenceGenerator
 from ._common import dense
 
 

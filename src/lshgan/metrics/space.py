@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ParameterError, check_genes
-from ..references import fit_pca, project
+from ..pca import fit_pca, project
 
 
 def align_genes(adata: ad.AnnData, var_names, what: str = "data") -> ad.AnnData:
