@@ -10,7 +10,7 @@ SQLite tracking store, and served by ``mlflow models serve --env-manager local``
 ``encode``
     In process, for 1000 cells: the ``npz`` payload with and without zip compression
     (:func:`scipy.sparse.save_npz`): encode + JSON + decode seconds and bytes.  This decided
-    ``NPZ_COMPRESSED`` in :mod:`lshgan.mlops.pyfunc_model`.
+    ``NPZ_COMPRESSED`` in :mod:`lshgan.mlops.serving.encoding`.
 ``latency``
     100 and 1000 cells per request, in both response encodings (``columns``: one JSON field
     per gene and cell; ``npz``: base64 of a float32 CSR ``.npz``): ``--repeats`` sequential
@@ -81,32 +81,28 @@ def train_and_register(root: Path, *, cells: int, genes: int, density: float, ep
 
 def encode_choice(model, n: int, repeats: int) -> list[dict]:
     """In process: the npz payload of ``n`` cells with and without zip deflate."""
-    from lshgan.mlops import pyfunc_model as P
+    from lshgan.mlops.serving.encoding import encode_npz, frame_to_anndata, genes_sha1
 
     cells = model.generate(n, seed=0)
     genes = list(model.var_names)
-    rows, saved = [], P.NPZ_COMPRESSED
-    try:
-        for compressed in (False, True):
-            P.NPZ_COMPRESSED = compressed
-            enc, dec = [], []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                text = json.dumps({"predictions": [{"n_cells": n, "cell_types": json.dumps(
-                    cells.obs["cell_type"].astype(str).tolist()), "genes_sha1": P.genes_sha1(genes),
-                    "npz_b64": P.encode_npz(cells.X)}]})
-                enc.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                out = P.frame_to_anndata(json.loads(text), genes=genes)
-                dec.append(time.perf_counter() - t)
-            assert np.array_equal(out.X.toarray(), cells.X)
-            rows.append({"compressed": compressed, "cells": n, "bytes": len(text),
-                         "bytes_per_cell": len(text) / n, "encode_s": statistics.median(enc),
-                         "decode_s": statistics.median(dec),
-                         "total_s": statistics.median(enc) + statistics.median(dec),
-                         "density": float((cells.X != 0).mean())})
-    finally:
-        P.NPZ_COMPRESSED = saved
+    rows = []
+    for compressed in (False, True):
+        enc, dec = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            text = json.dumps({"predictions": [{"n_cells": n, "cell_types": json.dumps(
+                cells.obs["cell_type"].astype(str).tolist()), "genes_sha1": genes_sha1(genes),
+                "npz_b64": encode_npz(cells.X, compressed=compressed)}]})
+            enc.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            out = frame_to_anndata(json.loads(text), genes=genes)
+            dec.append(time.perf_counter() - t)
+        assert np.array_equal(out.X.toarray(), cells.X)
+        rows.append({"compressed": compressed, "cells": n, "bytes": len(text),
+                     "bytes_per_cell": len(text) / n, "encode_s": statistics.median(enc),
+                     "decode_s": statistics.median(dec),
+                     "total_s": statistics.median(enc) + statistics.median(dec),
+                     "density": float((cells.X != 0).mean())})
     return rows
 
 
@@ -115,7 +111,7 @@ def one_request(url: str, n: int, encoding: str, seed: int, genes: list[str]) ->
     import http.client
     from urllib.parse import urlsplit
 
-    from lshgan.mlops.pyfunc_model import frame_to_anndata
+    from lshgan.mlops.serving.encoding import frame_to_anndata
 
     body = json.dumps({"dataframe_split": {"columns": list(COLUMNS),
                                            "data": [[n, None, seed, encoding]]}}).encode()
@@ -246,7 +242,7 @@ def main(argv: list[str]) -> None:
         t0 = time.perf_counter()
         with serve(uri, cwd=root, env=env, workers=a.workers) as url:
             startup_s = time.perf_counter() - t0
-            from lshgan.mlops.pyfunc_model import fetch_genes
+            from lshgan.mlops.serving.client import fetch_genes
 
             t = time.perf_counter()
             served = fetch_genes(url)

@@ -194,3 +194,14 @@ def test_resume_from_a_corrupt_checkpoint_is_one_clear_error(synthetic_adata_mod
     with pytest.raises(CheckpointError, match="ckpt.pt: cannot resume from this checkpoint"):
         model.train(epochs=2, progress=False, checkpoint_path=ckpt, resume=True)
     assert ckpt.read_bytes() == b"not a checkpoint"  # left for the user to inspect
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_and_generates_on_cuda(synthetic_adata):
+    """The same model trains on a GPU (LSH forest, networks and decoder on the device)."""
+    model = LSHGAN(synthetic_adata, label_key="cell_type")
+    model.train(epochs=2, progress=False, device="cuda", max_steps=20)
+    cells = model.generate(50, seed=0)
+    assert cells.shape == (50, synthetic_adata.n_vars)
+    assert np.isfinite(np.asarray(cells.X)).all()

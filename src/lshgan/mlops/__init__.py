@@ -13,8 +13,7 @@ core's, :mod:`lshgan.workflow`.  Modules:
   by default, ``MLFLOW_TRACKING_URI`` for a team server) and what a run records;
 * :mod:`~lshgan.mlops.serving` -- the generator served by MLflow: requests, the answers'
   encodings, the pyfunc model ("models from code"), the scoring server's fixes, model
-  logging, an HTTP client (:mod:`~lshgan.mlops.pyfunc_model` only re-exports a few of
-  them for ``bench/serving.py``);
+  logging, an HTTP client;
 * :mod:`~lshgan.mlops.registry` -- ``lshgan-<dataset>`` registered models and the ``champion``
   alias;
 * :mod:`~lshgan.mlops.augment` -- augment a real dataset with cells from a model folder, a
