@@ -309,3 +309,41 @@ def test_plot_umap(tmp_path, synthetic_adata):
 
 def _dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def test_nearest_distances_exact_on_sparse_and_dense(pollen_split):
+    """BLAS candidates + exact re-ranking equal brute-force cdist (copies at exactly 0)."""
+    import scipy.sparse as sp
+    from scipy.spatial.distance import cdist
+
+    from lshgan.metrics.distance import nearest_distances, subsample_rows
+
+    train, test = pollen_split
+    brute = cdist(np.asarray(test.X.toarray() if sp.issparse(test.X) else test.X, np.float64),
+                  np.asarray(train.X.toarray() if sp.issparse(train.X) else train.X,
+                             np.float64)).min(axis=1)
+    for ref in (sp.csr_matrix(train.X), np.asarray(sp.csr_matrix(train.X).toarray())):
+        np.testing.assert_allclose(nearest_distances(test.X, ref), brute, rtol=1e-9)
+    copies = nearest_distances(train.X[:10], train.X)
+    assert np.all(copies == 0.0)
+    assert subsample_rows(train.X, 10 ** 6) is train.X
+    assert subsample_rows(train.X, 5, seed=1).shape[0] == 5
+
+
+def test_nearest_training_candidate_search_finds_copies(pollen_split, monkeypatch):
+    """Above the size limit the search goes through PCA candidates: copies are still at
+    exactly 0, and no distance is below the exact nearest one."""
+    import lshgan.metrics.distance as D
+
+    train, test = pollen_split
+    exact = D.nearest_distances(test.X, train.X)
+    monkeypatch.setattr(D, "CANDIDATE_SEARCH_LIMIT", 0)
+    index = D.NearestTraining(train.X, seed=0)
+    assert index.candidates
+    approx = index.distances(test.X)
+    assert np.all(approx >= exact - 1e-9)
+    assert np.mean(np.isclose(approx, exact)) > 0.9
+    assert np.all(index.distances(train.X[:20]) == 0.0)
+    # the median of a query set is computed once and reused
+    m = index.median(test.X, max_cells=1000, seed=1)
+    assert index.median(test.X, max_cells=1000, seed=1) == m

@@ -12,8 +12,9 @@ Two methods, one result ``(mean, components)`` whose scores are
   covariance (20,000 x 20,000 at scale), both much slower than a randomized range finder
   with a few power iterations.  A dense and a CSR copy of the same data give the same
   components up to the randomized algorithm's accuracy (and sign convention).
-* ``"exact"`` (the metrics and references, on test-sized data): full SVD of dense input,
-  ARPACK on the implicitly centred sparse matrix.
+* ``"exact"``: full SVD of dense input, ARPACK on the implicitly centred sparse matrix.
+* ``"auto"`` (the metrics and references): exact up to :data:`EXACT_LIMIT` entries,
+  randomized above (ARPACK on 40k x 20k sparse cells takes minutes).
 
 Signs are fixed so that each component's largest-magnitude loading is positive: the same
 data give the same axes whatever the solver's sign convention.
@@ -24,10 +25,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-METHODS = ("randomized", "exact")
+METHODS = ("auto", "randomized", "exact")
+#: ``method="auto"`` is exact up to this many matrix entries (every shared dataset's test
+#: and generated cells together), randomized above (e.g. 40k cells x 20k genes)
+EXACT_LIMIT = 5e7
 
 
-def fit_pca(X, n_comps: int, *, seed: int = 0, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+def fit_pca(X, n_comps: int, *, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """PCA of the rows of ``X`` (dense or CSR): ``(mean, components)``, float64.
 
     ``n_comps`` is capped at ``min(n_cells - 1, n_genes)`` (at least 1).
@@ -42,6 +46,8 @@ def fit_pca(X, n_comps: int, *, seed: int = 0, method: str = "exact") -> tuple[n
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     from sklearn.decomposition import PCA
 
+    if method == "auto":
+        method = "exact" if X.shape[0] * X.shape[1] <= EXACT_LIMIT else "randomized"
     n_comps = max(1, min(int(n_comps), X.shape[0] - 1, X.shape[1]))
     if sp.issparse(X):
         if method == "randomized" and n_comps < min(X.shape):

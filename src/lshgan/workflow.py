@@ -522,7 +522,8 @@ def run(source, out: PathLike, *, label_key: str | None = None,
     """preprocess -> split -> train -> generate -> evaluate, into the folder ``out``.
 
     Writes ``train.h5ad``, ``test.h5ad``, ``model/`` (with ``losses.png``),
-    ``generated.h5ad``, ``metrics.json`` and the pictures of :func:`evaluate_files`.
+    ``generated.h5ad``, ``metrics.json``, the pictures of :func:`evaluate_files` and
+    ``timings.json`` (wall time and peak memory per stage, :class:`StageClock`).
     ``seed``: the split's, the generated cells' and the evaluation's, and training's
     unless ``settings`` names one.  A folder this run created is removed if it fails,
     unless it keeps a checkpoint to ``resume`` from.  Returns ``(result, table)``.
@@ -548,27 +549,63 @@ def run(source, out: PathLike, *, label_key: str | None = None,
             raise
 
 
+class StageClock:
+    """Wall time and peak memory of each stage of :func:`run` (``timings.json``).
+
+    ``peak_rss_mb`` is the process's peak resident memory *so far* when the stage ends
+    (``ru_maxrss``): it rises at the stage that needed the memory.
+    """
+
+    def __init__(self) -> None:
+        self.stages: list[dict] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        import resource
+        import time
+
+        t0 = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.stages.append({"stage": name, "seconds": round(seconds, 3),
+                            "peak_rss_mb": round(peak, 1)})
+        say(f"{name}: {seconds:.1f} s (peak memory so far {peak / 1024:.2f} GB)")
+
+    def as_dict(self) -> dict:
+        return {"stages": self.stages,
+                "total_seconds": round(sum(s["seconds"] for s in self.stages), 3)}
+
+
 def _run_into(source, out: Path, *, label_key, preprocess, settings, seed, test_size, resume,
               progress):
     from .config import train_configs
-    from .io import check_training_cells, write_h5ad
+    from .io import check_training_cells, write_h5ad, write_json
     from .preprocess import stratified_split
 
-    _, pp = read_and_preprocess(source, preprocess, label_key=label_key)
-    train_cells, test_cells = stratified_split(pp, test_size=test_size, label_key=label_key,
-                                               seed=seed, name=str(source))
-    # parameters checked before anything is written
-    model_cfg, _ = train_configs(settings, n_cells=train_cells.n_obs)
-    check_training_cells(train_cells, name=f"{source} (training split)", label_key=label_key,
-                         k=model_cfg.k)
-    out.mkdir(parents=True, exist_ok=True)
-    write_split(train_cells, test_cells, out / "train.h5ad", out / "test.h5ad", force=True)
+    clock = StageClock()
+    with clock("read + preprocess"):
+        _, pp = read_and_preprocess(source, preprocess, label_key=label_key)
+    with clock("split"):
+        train_cells, test_cells = stratified_split(pp, test_size=test_size, label_key=label_key,
+                                                   seed=seed, name=str(source))
+        # parameters checked before anything is written
+        model_cfg, _ = train_configs(settings, n_cells=train_cells.n_obs)
+        check_training_cells(train_cells, name=f"{source} (training split)", label_key=label_key,
+                             k=model_cfg.k)
+        out.mkdir(parents=True, exist_ok=True)
+        write_split(train_cells, test_cells, out / "train.h5ad", out / "test.h5ad", force=True)
     say(f"{source}: {pp.n_obs} cells x {pp.n_vars} genes after preprocessing; "
         f"{train_cells.n_obs} train / {test_cells.n_obs} test")
-    model, _ = train(out / "train.h5ad", out / "model", settings=settings, label_key=label_key,
-                     force=True, resume=resume, progress=progress, plots=out / "model")
-    cells = generate_cells(model, "test", test=test_cells, label_key=label_key, seed=seed)
-    write_h5ad(cells, out / "generated.h5ad", force=True)
-    return evaluate_files(cells, train_cells, test_cells, label_key=label_key, seed=seed,
-                          output=out / "metrics.json", plots=out, force=True,
-                          extra={"train_seconds": model.train_seconds})
+    with clock("train"):
+        model, _ = train(out / "train.h5ad", out / "model", settings=settings, label_key=label_key,
+                         force=True, resume=resume, progress=progress, plots=out / "model")
+    with clock("generate"):
+        cells = generate_cells(model, "test", test=test_cells, label_key=label_key, seed=seed)
+        write_h5ad(cells, out / "generated.h5ad", force=True)
+    with clock("evaluate"):
+        result = evaluate_files(cells, train_cells, test_cells, label_key=label_key, seed=seed,
+                                output=out / "metrics.json", plots=out, force=True,
+                                extra={"train_seconds": model.train_seconds})
+    write_json(clock.as_dict(), out / "timings.json", force=True)
+    return result

@@ -12,7 +12,7 @@ from ..errors import ParameterError
 from ..references import REFERENCES
 from .classifier import classifier_aucs, groundgan_protocol
 from .coverage import prdc_scores, substate_scores
-from .distance import dcr, earth_movers, mmd_rbf, wasserstein
+from .distance import NearestTraining, dcr, earth_movers, mmd_rbf, wasserstein
 from .genes import gene_statistics
 from .markers import marker_scores
 from .space import align_genes, generated_types, pooled_pca, real_types
@@ -44,6 +44,7 @@ def evaluate(
     n_jobs: int = -1,
     k: int = 5,
     protocols: Sequence[str] = (),
+    train_index: NearestTraining | None = None,
 ) -> dict:
     """Every metric of the protocol for one generated set, against the held-out test split.
 
@@ -75,6 +76,9 @@ def evaluate(
     protocols
         Extra, slower protocols by name: ``"groundgan"`` adds ``rf_auc_groundgan``
         (:func:`groundgan_protocol`, a 1000-tree forest).
+    train_index
+        A :class:`~lshgan.metrics.distance.NearestTraining` of ``train`` to reuse across
+        generators (:func:`evaluate_generators` passes one); built here if ``None``.
 
     Returns
     -------
@@ -107,7 +111,7 @@ def evaluate(
     aucs = classifier_aucs(test, generated, classifiers=("rf", "knn"), n_pcs=n_pcs, seed=seed,
                            repeats=repeats, n_estimators=n_estimators, n_neighbors=k,
                            n_jobs=n_jobs)
-    novelty = dcr(generated, train, test)
+    novelty = dcr(generated, train, test, seed=seed, index=train_index)
     stats = gene_statistics(test, generated)
     Zr, Zg = pooled_pca(test.X, generated.X, n_pcs=n_pcs, seed=seed)
     gt = generated_types(generated, label_key, test, scores=(Zr, Zg))
@@ -119,8 +123,8 @@ def evaluate(
         "rf_auc": aucs["rf"]["mean"],
         "rf_auc_std": aucs["rf"]["std"],
         "knn_auc": aucs["knn"]["mean"],
-        "wasserstein_genes": wasserstein(test, generated, space="genes"),
-        "wasserstein_pca": earth_movers(Zr, Zg),
+        "wasserstein_genes": wasserstein(test, generated, space="genes", seed=seed),
+        "wasserstein_pca": earth_movers(Zr, Zg, seed=seed),
         "mmd": mmd_rbf(Zr, Zg, seed=seed),
         "dcr": novelty["ratio"],
         "dcr_median_generated": novelty["median_generated"],
@@ -263,6 +267,9 @@ def evaluate_generators(
         is_ref[REAL_VS_REAL] = True
     options = dict(label_key=label_key, seed=seed, n_pcs=n_pcs, repeats=repeats,
                    n_estimators=n_estimators, n_jobs=n_jobs, k=k, protocols=protocols)
+    # one nearest-training-cell search (and one test-split DCR median) for every generator
+    options["train_index"] = NearestTraining(align_genes(train, test.var_names, "train").X,
+                                             seed=seed)
     rows = {name: {**evaluate(adata, train=train, test=test, **options),
                    "reference": is_ref[name]}
             for name, adata in sets.items()}
