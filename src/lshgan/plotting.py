@@ -59,6 +59,7 @@ def plot_umap(
     title: str = "Real and generated cells (UMAP)",
     n_pcs: int = 50,
     seed: int = 0,
+    max_cells: int = 5000,
     force: bool = False,
 ) -> Path:
     """UMAP of real (held-out) and generated cells together, in two panels.
@@ -78,7 +79,10 @@ def plot_umap(
     label_key
         ``obs`` column with the cell type (cells without it are shown as "unlabelled").
     n_pcs, seed
-        PCA size and seed of PCA and UMAP.
+        PCA size and seed of PCA, UMAP and the subsample.
+    max_cells
+        At most this many cells of each side are drawn (a seeded subsample of a larger
+        side: UMAP of 40,000 cells costs minutes and draws an unreadable cloud).
 
     Returns
     -------
@@ -93,6 +97,9 @@ def plot_umap(
     import umap
 
     generated = align_genes(generated, real.var_names, "generated")
+    rng = np.random.default_rng(seed)
+    real, generated = (cells[np.sort(rng.choice(cells.n_obs, max_cells, replace=False))]
+                       if cells.n_obs > max_cells else cells for cells in (real, generated))
     pcs = np.vstack(pooled_pca(real.X, generated.X, n_pcs=n_pcs, seed=seed))
     n = pcs.shape[0]
     reducer = umap.UMAP(n_neighbors=max(2, min(15, n - 1)), min_dist=0.3, random_state=seed,

@@ -11,7 +11,7 @@ from .space import align_genes, pooled_pca
 
 
 #: cells per class of the real-vs-generated classifiers (a seeded subsample above it)
-MAX_CELLS_PER_CLASS = 2000
+MAX_CELLS_PER_CLASS = 1000
 
 
 def rf_auc(
@@ -28,7 +28,7 @@ def rf_auc(
     """Random-forest AUC for telling real (held-out) cells from generated cells.
 
     The bigger side is subsampled to the size of the smaller one (equal classes, so 0.5 is
-    chance), both to at most :data:`MAX_CELLS_PER_CLASS` (the AUC of 2000 + 2000 cells has
+    chance), both to at most :data:`MAX_CELLS_PER_CLASS` (the AUC of 1000 + 1000 cells has
     a standard error of about 0.01; more cells cost forest time, not precision), the pooled cells are projected on a PCA fitted on **this pooled classification
     set**, and a random forest is scored by ROC AUC in stratified ``n_splits``-fold
     cross-validation.  With ``repeats > 1`` the subsample, PCA and folds are redrawn
