@@ -446,3 +446,20 @@ def test_evaluate_scores_the_log_values_of_a_counts_file(count_model, count_spli
     write_h5ad(cells, tmp_path / "bare.h5ad")
     assert main(["evaluate", str(tmp_path / "bare.h5ad"), "--train", str(tmp_path / "train.h5ad"),
                  "--test", str(tmp_path / "test.h5ad"), "-o", str(tmp_path / "bare.json")]) == 2
+
+
+def test_cli_sample_writes_the_requested_layer(count_model, tmp_path):
+    """`lshgan sample --layer counts` puts the generated integer counts in .X."""
+    import anndata as ad
+
+    from lshgan.cli import main as lshgan_main
+
+    folder = count_model.save(tmp_path / "m")
+    out = tmp_path / "s.h5ad"
+    assert lshgan_main(["sample", "--model", str(folder), "-n", "6", "--seed", "3",
+                        "--layer", "counts", "-o", str(out)]) == 0
+    cells = ad.read_h5ad(out)
+    X = _dense(cells.X)
+    np.testing.assert_array_equal(X, np.round(X))
+    np.testing.assert_array_equal(X, _dense(count_model.generate(6, seed=3).layers["counts"]))
+    assert cells.uns["lshgan_sample"]["layer"] == "counts"

@@ -114,8 +114,10 @@ def cmd_sample(args) -> int:
 
     check_writable(args.output, force=args.force)
     with output_lock(args.output):
-        cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed)
-        cells.uns["lshgan_sample"] = {"model": str(args.model), "seed": args.seed}
+        cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed,
+                       layer=args.layer)
+        cells.uns["lshgan_sample"] = {"model": str(args.model), "seed": args.seed,
+                                      "layer": args.layer}
         write_h5ad(cells, args.output, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
     return 0
@@ -224,7 +226,10 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("-n", "--n-cells", type=int, required=True)
     p.add_argument("--cell-type", default=None, help="only this cell type")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", required=True, help="output .h5ad (log2(1+x) scale)")
+    p.add_argument("--layer", default="log", choices=["log", "normalized", "counts"],
+                   help="what .X holds: log2(1+x) (default), the normalised linear scale, or "
+                        "integer counts (models trained on count data)")
+    p.add_argument("-o", "--output", required=True, help="output .h5ad")
     p.add_argument("--force", action="store_true", help="overwrite the output")
     p.set_defaults(func=cmd_sample)
 
