@@ -518,6 +518,23 @@ def test_run_leaves_no_partial_folder(tmp_path, cli):
     _count("bad parameter x CLI")
 
 
+def test_run_writes_every_output_and_the_time_of_each_stage(tmp_path, cli):
+    data = _h5ad(base_cells(n_cells=60), tmp_path / "cells.h5ad")
+    code, _, err = cli("run", data, "--label-key", "cell_type", "--out", tmp_path / "res",
+                       "--min-genes", "0", "--min-count", "0", "--min-cells-frac", "0",
+                       "--k", "2", *TINY, "--epochs", "1")
+    assert code == 0, err
+    res = tmp_path / "res"
+    assert {"train.h5ad", "test.h5ad", "generated.h5ad", "metrics.json", "timings.json",
+            "umap.png", "model"} <= {p.name for p in res.iterdir()}
+    timings = json.loads((res / "timings.json").read_text())
+    assert [s["stage"] for s in timings["stages"]] == ["read + preprocess", "split", "train",
+                                                      "generate", "evaluate"]
+    assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in timings["stages"])
+    assert timings["total_seconds"] == pytest.approx(sum(s["seconds"] for s in timings["stages"]),
+                                                     abs=0.01)
+
+
 def test_outputs_are_never_overwritten_without_force(tmp_path, cli, model_dir):
     out = tmp_path / "g.h5ad"
     assert cli("generate", model_dir, "-n", "5", "-o", out)[0] == 0

@@ -570,7 +570,10 @@ class StageClock:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         self.stages.append({"stage": name, "seconds": round(seconds, 3),
                             "peak_rss_mb": round(peak, 1)})
-        say(f"{name}: {seconds:.1f} s (peak memory so far {peak / 1024:.2f} GB)")
+
+    def summary(self) -> str:
+        return "; ".join(f"{s['stage']} {s['seconds']:.1f} s" for s in self.stages) + (
+            f" (peak memory {max(s['peak_rss_mb'] for s in self.stages) / 1024:.2f} GB)")
 
     def as_dict(self) -> dict:
         return {"stages": self.stages,
@@ -608,4 +611,5 @@ def _run_into(source, out: Path, *, label_key, preprocess, settings, seed, test_
                                 output=out / "metrics.json", plots=out, force=True,
                                 extra={"train_seconds": model.train_seconds})
     write_json(clock.as_dict(), out / "timings.json", force=True)
+    say(f"time per stage: {clock.summary()}")
     return result
