@@ -21,6 +21,12 @@ No n x n matrix is ever built: time is O(n log n) for the sorts plus
 O(n * n_trees * (block + 2 * window) * d) of matrix products, memory O(n * k) beyond the
 data.  The work runs on torch tensors, so ``device="cuda"`` moves it to a GPU.
 
+Why not a library index: ``bench/lsh_knn.py`` measures this forest beside faiss's LSH
+(``IndexLSH`` codes, Hamming search, exact re-ranking) and pynndescent on the same data and
+recall definition.  faiss's Hamming search scans every code (quadratic): 2.3x slower at 10k
+cells and 3.2x at 100k; this forest is 0.87x pynndescent's time at 100k cells with recall@5
+0.958 (0.923 at 10k).  See ``bench/README.md``.
+
 :func:`lsh_subsample` is the paper's greedy pass on top of the index: visit the cells
 in order; an unvisited cell is kept and its k neighbours are marked visited; the pass
 is repeated ``t`` times on the kept set.
