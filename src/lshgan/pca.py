@@ -83,11 +83,16 @@ def _sparse_randomized(X, n_comps: int, seed: int, *, oversample: int = 10,
         n_iter = 7 if n_comps < 0.1 * min(n, d) else 4
     rank = min(n_comps + oversample, min(n, d))
 
+    # products in the matrix's own precision (a float32 matrix times float64 vectors would be
+    # upcast, i.e. copied, at every product); orthonormalisation in float64
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+
     def times(V):  # (X - 1 mean) @ V
-        return np.asarray(X @ V) - mean @ V
+        return np.asarray(X @ V.astype(dtype), dtype=np.float64) - mean @ V
 
     def t_times(U):  # (X - 1 mean).T @ U
-        return np.asarray(X.T @ U) - np.outer(mean, U.sum(axis=0))
+        return (np.asarray(X.T @ U.astype(dtype), dtype=np.float64)
+                - np.outer(mean, U.sum(axis=0)))
 
     rng = np.random.default_rng(seed)
     Q = times(rng.standard_normal((d, rank)))
