@@ -21,7 +21,7 @@ generated cells as the test split, full evaluation) and the benchmark reads back
 per-stage wall time and peak memory the run writes (``timings.json``) and its realism
 (``metrics.json``).  The growth exponent b of time ~ n^b is fitted per stage.
 
-Run ``python bench/end_to_end.py`` (10k, 50k, 100k; about an hour on 2 cores) or
+Run ``python bench/end_to_end.py`` (10k, 50k, 100k; about 25 minutes on 2 cores) or
 ``--sizes 10000``.  Writes ``bench/results/end_to_end.json``.
 """
 

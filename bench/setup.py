@@ -11,7 +11,7 @@ three).  Both run on the same synthetic matrix (``bench/training.py``'s
 fresh process with one thread, one after the other; the child prints which ``lshgan`` it
 imported so the comparison cannot silently run the same code twice.
 
-Run ``python bench/setup.py`` (about 15 minutes on 2 cores; ``--cells 20000`` for a
+Run ``python bench/setup.py`` (about 8 minutes on 2 cores; ``--cells 20000`` for a
 quick look).  Writes ``bench/results/setup.json``.
 """
 
