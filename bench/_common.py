@@ -203,3 +203,12 @@ def run_child(script: Path, args: list[str], *, threads: int | None = None,
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main_or_child(main, child) -> None:
+    """Entry point of a benchmark script: ``--child ARGS`` runs one case (the fresh process
+    :func:`run_child` starts), anything else the whole benchmark."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

@@ -323,7 +323,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
-    else:
-        main(sys.argv[1:])
+    C.main_or_child(main, child)

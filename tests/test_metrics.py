@@ -316,7 +316,8 @@ def test_nearest_distances_exact_on_sparse_and_dense(pollen_split):
     import scipy.sparse as sp
     from scipy.spatial.distance import cdist
 
-    from lshgan.metrics.distance import nearest_distances, subsample_rows
+    from lshgan.metrics.distance import nearest_distances
+    from lshgan.metrics.space import subsample_rows
 
     train, test = pollen_split
     brute = cdist(np.asarray(test.X.toarray() if sp.issparse(test.X) else test.X, np.float64),

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from .errors import ParameterError
 from .io import atomic_path, check_writable
 from .metrics import REAL_VS_REAL, align_genes, gene_statistics, pooled_pca
+from .metrics.space import subsample_rows
 
 DPI = 150
 REAL_COLOUR, GENERATED_COLOUR = "#3b75af", "#ef8636"
@@ -97,9 +98,7 @@ def plot_umap(
     import umap
 
     generated = align_genes(generated, real.var_names, "generated")
-    rng = np.random.default_rng(seed)
-    real, generated = (cells[np.sort(rng.choice(cells.n_obs, max_cells, replace=False))]
-                       if cells.n_obs > max_cells else cells for cells in (real, generated))
+    real, generated = subsample_rows(real, max_cells, seed), subsample_rows(generated, max_cells, seed + 1)
     pcs = np.vstack(pooled_pca(real.X, generated.X, n_pcs=n_pcs, seed=seed))
     n = pcs.shape[0]
     reducer = umap.UMAP(n_neighbors=max(2, min(15, n - 1)), min_dist=0.3, random_state=seed,

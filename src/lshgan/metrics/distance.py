@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.spatial.distance import cdist, pdist
 
 from ..errors import ParameterError
-from .space import align_genes, pooled_pca
+from .space import align_genes, pooled_pca, subsample_rows
 
 
 #: candidates per query measured exactly by :func:`nearest_distances`
@@ -44,14 +44,6 @@ def _distance_blocks(A, B) -> Iterator[tuple[slice, slice, np.ndarray]]:
     for rows, a in _dense_blocks(A, size):
         for cols, b in _dense_blocks(B, size):
             yield rows, cols, cdist(a, b)
-
-
-def subsample_rows(X, max_cells: int, seed: int = 0):
-    """``X`` itself, or a seeded random ``max_cells`` of its rows (sorted) when it has more."""
-    if X.shape[0] <= max_cells:
-        return X
-    rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], max_cells, replace=False))
-    return X[rows]
 
 
 def pairwise_distances(A, B) -> np.ndarray:
@@ -93,11 +85,12 @@ def nearest_distances(query, reference) -> np.ndarray:
         m = min(RERANK, n_ref)
         cand = np.argpartition(d2, m - 1, axis=1)[:, :m] if m < n_ref else \
             np.broadcast_to(np.arange(n_ref), d2.shape)
-        R = reference[np.unique(cand)]
-        at = {c: i for i, c in enumerate(np.unique(cand))}
+        uniq, at = np.unique(cand, return_inverse=True)
+        at = at.reshape(cand.shape)
+        R = reference[uniq]
         R = (R.toarray() if sp.issparse(R) else np.asarray(R)).astype(np.float64)
         for i in range(q.shape[0]):
-            best[rows.start + i] = cdist(q[i:i + 1], R[[at[c] for c in cand[i]]]).min()
+            best[rows.start + i] = cdist(q[i:i + 1], R[at[i]]).min()
     return best
 
 
@@ -131,18 +124,18 @@ class NearestTraining:
 
             self._pca = fit_pca(train_X, CANDIDATE_PCS, seed=seed, method="randomized")
             self._Z = project(train_X, *self._pca).astype(np.float32)
+            self._z_sq = np.einsum("ij,ij->i", self._Z, self._Z)
             self._project = project
 
     def distances(self, query) -> np.ndarray:
         if not self.candidates:
             return nearest_distances(query, self.X)
         Zq = self._project(query, *self._pca).astype(np.float32)
-        z_sq = np.einsum("ij,ij->i", self._Z, self._Z)
         m = min(CANDIDATES, self._Z.shape[0])
         best = np.empty(query.shape[0])
         for start in range(0, query.shape[0], 256):
             rows = slice(start, min(start + 256, query.shape[0]))
-            d2 = z_sq[None, :] - 2.0 * Zq[rows] @ self._Z.T
+            d2 = self._z_sq[None, :] - 2.0 * Zq[rows] @ self._Z.T
             cand = np.argpartition(d2, m - 1, axis=1)[:, :m]
             q = query[rows]
             q = (q.toarray() if sp.issparse(q) else np.asarray(q)).astype(np.float64)

@@ -15,7 +15,7 @@ from .coverage import prdc_scores, substate_scores
 from .distance import NearestTraining, dcr, earth_movers, mmd_rbf, wasserstein
 from .genes import gene_statistics
 from .markers import marker_scores
-from .space import align_genes, generated_types, pooled_pca, real_types
+from .space import align_genes, generated_types, pooled_pca, real_types, subsample_rows
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
 METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserstein_pca",
@@ -113,7 +113,7 @@ def evaluate(
     novelty = dcr(generated, train, test, seed=seed, index=train_index)
     stats = gene_statistics(test, generated)
     # the pooled-PCA metrics on at most POOLED_MAX_CELLS cells per side (seeded subsample)
-    test_p, gen_p = (_at_most(a, POOLED_MAX_CELLS, seed + i) for i, a in enumerate((test, generated)))
+    test_p, gen_p = (subsample_rows(a, POOLED_MAX_CELLS, seed + i) for i, a in enumerate((test, generated)))
     rt = real_types(test_p, label_key)
     Zr, Zg = pooled_pca(test_p.X, gen_p.X, n_pcs=n_pcs, seed=seed)
     gt = generated_types(gen_p, label_key, test_p, scores=(Zr, Zg))
@@ -152,12 +152,6 @@ def evaluate(
 #: recall / density / coverage, sub-states, markers): a seeded subsample above it; every
 #: shared dataset's test split is smaller
 POOLED_MAX_CELLS = 5000
-
-
-def _at_most(adata: ad.AnnData, n: int, seed: int) -> ad.AnnData:
-    if adata.n_obs <= n:
-        return adata
-    return adata[np.sort(np.random.default_rng(seed).choice(adata.n_obs, n, replace=False))]
 
 
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:

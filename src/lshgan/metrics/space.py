@@ -37,6 +37,15 @@ def _stack(A, B):
     return np.vstack([np.asarray(A), np.asarray(B)])
 
 
+def subsample_rows(X, max_cells: int, seed: int = 0):
+    """``X`` itself (a matrix or an AnnData), or a seeded random ``max_cells`` of its rows
+    (sorted) when it has more."""
+    if X.shape[0] <= max_cells:
+        return X
+    rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], max_cells, replace=False))
+    return X[rows]
+
+
 def pooled_pca(A, B, *, n_pcs: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Scores of two sets of cells on a PCA fitted on both together (dense or CSR input).
 
