@@ -78,9 +78,10 @@ def score(gen, val, fit, seed: int) -> dict:
     return {"rf_auc": auc, "dcr": dcr_ratio(gen, fit, val), **prdc(zr, zg)}
 
 
-def preprocess_config(name: str) -> lshgan.PreprocessConfig:
-    """The library's automatic thresholds (from the detected kind of data), 2000 HVG."""
-    return lshgan.PreprocessConfig(n_top_genes=2000)
+def preprocess_config(name: str, n_top_genes: int | None = 2000) -> lshgan.PreprocessConfig:
+    """The library's automatic thresholds (from the detected kind of data), 2000 HVG
+    (``n_top_genes=None``: every gene that passes the filters, as ``lshgan run``)."""
+    return lshgan.PreprocessConfig(n_top_genes=n_top_genes)
 
 
 def main(argv=None) -> int:
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", default=["default"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--references", action="store_true", help="also score copy and gaussian")
+    p.add_argument("--n-top-genes", type=int, default=2000,
+                   help="highly variable genes kept (0: every gene that passes the filters)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -99,17 +102,18 @@ def main(argv=None) -> int:
     for ds in args.datasets:
         path = SHARED / f"{ds}.h5ad" if (SHARED / f"{ds}.h5ad").exists() else Path(ds)
         adata = lshgan.read_dataset(str(path), label_key="cell_type")
-        pp, _ = lshgan.preprocess(adata, preprocess_config(path.stem))
+        pp, _ = lshgan.preprocess(adata, preprocess_config(path.stem, args.n_top_genes or None))
         train, _test = lshgan.stratified_split(pp, label_key="cell_type", seed=0)
         fit, val = lshgan.stratified_split(train, label_key="cell_type", seed=1)
         types = list(val.obs["cell_type"].astype(str))
         print(f"{path.stem}: fit {fit.shape}, validation {val.shape}", flush=True)
+        genes = {"n_genes": int(pp.n_vars)}
         for seed in args.seeds:
             if args.references:
                 for ref in ("copy", "gaussian"):
                     gen = REFERENCES[ref]().fit(fit, label_key="cell_type").generate(
                         val.n_obs, cell_type=types, seed=seed)
-                    r = {"dataset": path.stem, "variant": ref, "seed": seed, **score(gen, val, fit, seed)}
+                    r = {"dataset": path.stem, "variant": ref, "seed": seed, **genes, **score(gen, val, fit, seed)}
                     rows.append(r)
                     print(json.dumps(r), flush=True)
             for spec in args.variants:
@@ -125,7 +129,7 @@ def main(argv=None) -> int:
                 model.train(progress=False, seed=seed, **tover)
                 gen = model.generate(val.n_obs, cell_type=types if model.config.conditional else None,
                                      seed=seed)
-                r = {"dataset": path.stem, "variant": name, "spec": spec, "seed": seed,
+                r = {"dataset": path.stem, "variant": name, "spec": spec, "seed": seed, **genes,
                      "train_s": round(time.time() - t0, 1), "n_latent": model.config.n_latent,
                      **score(gen, val, fit, seed)}
                 rows.append(r)

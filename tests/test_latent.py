@@ -54,6 +54,53 @@ def test_hurdle_decoder_sparse_input_fits_like_dense(data):
     assert np.corrcoef(c.level.bias.detach(), full.level.bias.detach())[0, 1] > 0.95
 
 
+def test_hurdle_decoder_type_offsets_catch_a_gene_on_in_one_type_only():
+    """A gene expressed in one type only: with a one-dimensional state that does not
+    separate the types, only the per-type offsets give each type its own detection."""
+    rng = np.random.default_rng(0)
+    n, codes = 600, np.repeat([0, 1, 2], 200)
+    L = rng.standard_normal((n, 1)).astype(np.float32)  # says nothing about the type
+    X = np.zeros((n, 3), np.float32)
+    X[:, 0] = np.where(rng.random(n) < 0.5, 2.0 + 0.1 * rng.standard_normal(n), 0)
+    X[codes == 1, 1] = 3.0 + 0.1 * rng.standard_normal(200)   # on in type 1 only
+    X[:, 2] = 1.0 + 0.1 * rng.standard_normal(n)
+    typed = HurdleDecoder(1, 3, n_groups=3).fit(L, X, codes, steps=400)
+    flat = HurdleDecoder(1, 3).fit(L, X, steps=400)
+    g = torch.as_tensor(codes)
+    with torch.no_grad():
+        p_typed = torch.sigmoid(typed.detection_logits(torch.as_tensor(L), g))[:, 1].numpy()
+        p_flat = torch.sigmoid(flat.detection_logits(torch.as_tensor(L)))[:, 1].numpy()
+        level = typed.mean_level(torch.as_tensor(L), g)[:, 1].numpy()
+    assert p_typed[codes == 1].min() > 0.9 and p_typed[codes != 1].max() < 0.1
+    assert 0.2 < p_flat.mean() < 0.45  # without offsets: a third everywhere
+    assert abs(level[codes == 1].mean() - 3.0) < 0.1
+    # the sampled cells of type 1 detect it, the others do not
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = typed(torch.as_tensor(L), g).numpy()
+    assert (out[codes == 1, 1] > 0).mean() > 0.9 and (out[codes != 1, 1] > 0).mean() < 0.1
+
+
+def test_hurdle_decoder_state_without_offsets_still_loads(data):
+    """A decoder saved before the per-type offsets (no ``group_*`` weights) loads with none
+    and decodes as before."""
+    X = np.asarray(data.X)
+    L = _latent(X)
+    dec = HurdleDecoder(L.shape[1], X.shape[1]).fit(L, X, steps=20)
+    old = {k: v for k, v in dec.state_dict().items() if not k.startswith("group_")}
+    back = HurdleDecoder.from_state_dict(old)
+    assert back.n_groups == 1
+    for d in (dec, back):
+        torch.manual_seed(1)
+        with torch.no_grad():
+            out = d(torch.as_tensor(L[:20]), torch.zeros(20, dtype=torch.long)).numpy()
+        if d is dec:
+            first = out
+    np.testing.assert_array_equal(first, out)
+    typed = HurdleDecoder(L.shape[1], X.shape[1], n_groups=3)
+    assert HurdleDecoder.from_state_dict(typed.state_dict()).n_groups == 3
+
+
 @pytest.fixture(scope="module")
 def latent_model(data):
     model = LSHGAN(data, label_key="cell_type", space="latent", g_hidden=(32,), d_hidden=(32,))
@@ -74,11 +121,56 @@ def test_latent_model_generates_cells_with_real_dropout(latent_model, data):
 
 
 def test_latent_model_save_load_same_cells(latent_model, data, tmp_path):
+    # a conditional model's decoder has one offset per type and gene
+    assert latent_model.config.type_offsets
+    assert latent_model._decoder.group_detect.shape == (len(latent_model.cell_types), data.n_vars)
     path = latent_model.save(tmp_path / "m")
     loaded = LSHGAN.load(path, data)
     assert loaded.config.space == "latent" and loaded.config.n_latent == latent_model.config.n_latent
     np.testing.assert_array_equal(loaded.generate(30, seed=4).X, latent_model.generate(30, seed=4).X)
     assert not np.array_equal(latent_model.generate(30, seed=5).X, latent_model.generate(30, seed=4).X)
+
+
+def test_detection_state_is_the_cells_detection_rate(data):
+    """The latent state's last coordinate follows the number of detected genes; without
+    the option the state is the PCs alone."""
+    model = LSHGAN(data, label_key="cell_type", n_latent=5)
+    model._build(0, torch.device("cpu"))
+    detected = (np.asarray(data.X) > 0).sum(1)
+    assert np.corrcoef(model._real[:, -1], np.log1p(detected))[0, 1] > 0.999
+    off = LSHGAN(data, label_key="cell_type", n_latent=5, detection_state=False)
+    off._build(0, torch.device("cpu"))
+    assert off.n_state == 5 and off._real.shape[1] == 5
+    np.testing.assert_allclose(off._real, model._real[:, :5], atol=1e-6)
+
+
+def test_state_pca_on_the_most_variable_genes_decodes_every_gene(data):
+    """With more genes than ``state_genes`` the cell state's PCA sees the most variable
+    ones (as scanpy's PCA after HVG selection); generated cells still carry every gene."""
+    from lshgan.preprocess import variable_genes
+
+    few = LSHGAN(data, label_key="cell_type", n_latent=4, state_genes=30,
+                 g_hidden=(16,), d_hidden=(16,))
+    every = LSHGAN(data, label_key="cell_type", n_latent=4, state_genes=None)
+    few._build(0, torch.device("cpu"))
+    every._build(0, torch.device("cpu"))
+    assert variable_genes(data.X, 30).sum() == 30
+    assert not np.allclose(few._real, every._real, atol=1e-3)
+    few.train(epochs=1, progress=False)
+    assert few.generate(5, seed=0).shape == (5, data.n_vars)
+    assert LSHGAN(data, state_genes=0).config.state_genes is None  # 0: every gene
+    with pytest.raises(ParameterError, match="state_genes"):
+        LSHGAN(data, state_genes=-1)
+
+
+def test_type_offsets_switch(data):
+    model = LSHGAN(data, label_key="cell_type", type_offsets=False, n_latent=4,
+                   g_hidden=(16,), d_hidden=(16,))
+    model.train(epochs=1, progress=False)
+    assert model._decoder.n_groups == 1
+    unconditional = LSHGAN(data, n_latent=4, g_hidden=(16,), d_hidden=(16,))
+    unconditional.train(epochs=1, progress=False)
+    assert unconditional._decoder.n_groups == 1  # no types, no offsets
 
 
 def test_latent_model_trains_from_sparse_input(data):
@@ -107,10 +199,12 @@ def test_anchor_residual_generator_starts_at_its_anchor(data):
     model = LSHGAN(data, label_key="cell_type", n_latent=6, anchor_dim=4, noise_dim=8)
     assert model.config.anchor_residual
     G, _ = model._build(0, torch.device("cpu"))
-    assert model._inputs.anchors.shape[1] == 6 + 2  # max(anchor_dim, n_latent) + cell state
+    # max(anchor_dim, n_latent) PCs + the detection rate (latent state) + 2 cell-state columns
+    assert model.n_state == 7 and model._real.shape[1] == 7
+    assert model._inputs.anchors.shape[1] == 6 + 1 + 2
     # the anchors are training cells' latent states, exactly
     sub = model.subsample_
-    np.testing.assert_allclose(model._inputs.anchors[:, :6].numpy(), model._real[sub], atol=1e-5)
+    np.testing.assert_allclose(model._inputs.anchors[:, :7].numpy(), model._real[sub], atol=1e-5)
     with torch.no_grad():
         torch.nn.init.zeros_(G.head.weight)
         torch.nn.init.zeros_(G.head.bias)
@@ -118,7 +212,7 @@ def test_anchor_residual_generator_starts_at_its_anchor(data):
         z = model._inputs.sample(50, torch.zeros(50, dtype=torch.long),
                                  generator=torch.Generator().manual_seed(0))
         out = G(z, torch.zeros(50, dtype=torch.long))
-    np.testing.assert_allclose(out.numpy(), z[:, 8:14].numpy(), atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), z[:, 8:15].numpy(), atol=1e-6)
 
 
 def test_free_generator_ignores_the_anchor_in_its_output(data):

@@ -123,7 +123,7 @@ def test_build_networks_hook_trains_and_generates_with_other_networks(synthetic_
     model = Wider(a, label_key="cell_type", space=space, g_hidden=(16,), d_hidden=(16,))
     model.train(epochs=1, progress=False, batch_size=32)
     (input_dim, shape), = calls
-    width = model.config.n_latent if space == "latent" else a.n_vars
+    width = model.n_state if space == "latent" else a.n_vars
     assert shape == (a.n_obs, width)
     assert input_dim == model._inputs.dim > model.config.noise_dim  # noise + LSH anchor
     assert getattr(model._G, "hook_mark", False)  # the averaged copy of the hook's generator

@@ -59,6 +59,14 @@ def default_n_latent(n_cells: int) -> int:
     test cells), 50 dimensions gave RF-AUC 0.96 (sorted PBMC) and 0.87 (Klein), 20 gave
     0.74 / 0.81, 16 gave 0.71 / 0.70, 10 gave 0.64 / 0.82; Yan (57 cells) 0.91 with 50,
     0.47 with 10.
+
+    Tried and rejected (current model, validation splits, 3 seeds): keeping only the
+    components whose variance holds up on held-out training cells (at least half of the
+    fitted cells' variance), which gives Yan 4, Pollen 8, Klein 7 dimensions: RF-AUC 0.73
+    (Yan), 0.72 (Pollen), 0.60 (Klein, 1 seed) against 0.62 / 0.55 / 0.62 with this rule.
+    Held-out cells do have less variance along the later components (sorted PBMC with all
+    8861 genes: standard deviation 0.57-0.87 on components 5-16, whitened), but dropping
+    those components costs more than the GAN reproducing their noise.
     """
     return int(min(16, max(8, n_cells // 10)))
 
@@ -77,6 +85,14 @@ class ModelConfig:
     displacement from its anchor's own cell state instead of a free cell state, so every
     generated cell starts next to an LSH-subsample cell (the anchor is a local prior the
     generator cannot ignore).
+    ``type_offsets`` (``space="latent"``, conditional): the hurdle decoder adds a per-type
+    offset to each gene's detection and level (:class:`~lshgan.module.decoder.HurdleDecoder`).
+    ``detection_state`` (``space="latent"``): the cell state gets one more coordinate, the
+    cell's standardised log number of detected genes (MAST's cellular detection rate), which
+    the GAN generates with the rest and the decoders read.
+    ``state_genes``: the principal components (LSH space of large data, anchors, latent
+    state) are fitted on this many most variable genes when the cells have more
+    (:func:`lshgan.preprocess.variable_genes`); None or 0: on every gene.
     """
 
     k: int = 5
@@ -97,6 +113,9 @@ class ModelConfig:
     space: str = "latent"
     n_latent: int | None = None
     anchor_residual: bool = True
+    type_offsets: bool = True
+    detection_state: bool = True
+    state_genes: int | None = 2000
 
     def __post_init__(self) -> None:
         check_positive_int("k", self.k)
@@ -109,6 +128,8 @@ class ModelConfig:
             raise ParameterError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.n_latent is not None:
             check_positive_int("n_latent", self.n_latent)
+        if self.state_genes is not None:  # 0: every gene
+            self.state_genes = check_positive_int("state_genes", self.state_genes, minimum=0) or None
         self.g_hidden = tuple(int(h) for h in self.g_hidden)
         self.d_hidden = tuple(int(h) for h in self.d_hidden)
         for name, widths in (("g_hidden", self.g_hidden), ("d_hidden", self.d_hidden)):
@@ -140,6 +161,17 @@ def _cell_state(X, rows: np.ndarray) -> np.ndarray:
     state = np.column_stack([detected, total])
     state = (state - state.mean(0)) / (state.std(0) + 1e-6)
     return state[rows]
+
+
+def _detection_rate(X) -> np.ndarray:
+    """Standardised log number of detected genes of every cell (1 column, float32): the
+    latent state's last coordinate with ``detection_state``."""
+    if sp.issparse(X):
+        detected = np.diff(X.tocsr().indptr).astype(np.float64)
+    else:
+        detected = (np.asarray(X) > 0).sum(axis=1).astype(np.float64)
+    rate = np.log1p(detected)
+    return ((rate - rate.mean()) / (rate.std() + 1e-6)).astype(np.float32)[:, None]
 
 
 def _dense(X) -> np.ndarray:
@@ -240,22 +272,39 @@ class LSHGAN:
         # are its own cell state)
         lsh_pc = lsh_pcs(X, cfg.lsh_space_pcs) if cfg.input_mode != "plain" else None
         n_pca = max(cfg.anchor_dim if cfg.input_mode == "lsh" else 0, lsh_pc or 0)
+        # the PCA sees the most variable genes (as scanpy's PCA after HVG selection); the
+        # decoders still output every gene
+        on = X
+        if n_pca or cfg.space == "latent":
+            if cfg.state_genes is not None and X.shape[1] > cfg.state_genes:
+                from .preprocess import variable_genes
+
+                on = X[:, variable_genes(X, cfg.state_genes)]
         if cfg.space == "latent":
             if cfg.n_latent is None:
                 cfg.n_latent = default_n_latent(X.shape[0])
-            cfg.n_latent = int(min(cfg.n_latent, X.shape[0] - 1, X.shape[1]))
+            cfg.n_latent = int(min(cfg.n_latent, X.shape[0] - 1, on.shape[1]))
             n_pca = max(n_pca, cfg.n_latent)
         pcs = None
         if n_pca:
-            pcs = project(X, *fit_pca(X, n_pca, seed=seed, method="randomized"))
+            pcs = project(on, *fit_pca(on, n_pca, seed=seed, method="randomized"))
         if cfg.input_mode != "plain":
             space = None if lsh_pc is None else np.ascontiguousarray(pcs[:, :lsh_pc], np.float32)
             self.subsample_ = self.lsh_subsample(seed=seed, space=space)
         coords = None if pcs is None else (pcs / (pcs.std(axis=0) + 1e-6)).astype(np.float32)
+        state = None
+        if cfg.space == "latent":  # the cells D sees: whitened PCs (+ the detection rate)
+            state = coords[:, :cfg.n_latent]
+            if cfg.detection_state:
+                state = np.hstack([state, _detection_rate(X)])
+            state = np.ascontiguousarray(state)
         if cfg.input_mode == "lsh":
+            # an anchor's first coordinates are its own latent state (the residual's base)
             n_anchor = max(cfg.anchor_dim, cfg.n_latent) if self._residual else cfg.anchor_dim
-            anchors = torch.as_tensor(np.hstack([coords[self.subsample_, :n_anchor],
-                                                 _cell_state(X, self.subsample_)]),
+            parts = [coords[self.subsample_, :n_anchor]]
+            if self._residual and state.shape[1] > cfg.n_latent:
+                parts = [state[self.subsample_], coords[self.subsample_, cfg.n_latent:n_anchor]]
+            anchors = torch.as_tensor(np.hstack([*parts, _cell_state(X, self.subsample_)]),
                                       dtype=torch.float32)
         elif cfg.input_mode == "paper":
             anchors = torch.as_tensor(_dense(X[self.subsample_]), dtype=torch.float32)
@@ -267,8 +316,11 @@ class LSHGAN:
                                       anchor_noise=cfg.anchor_noise)
         torch.manual_seed(seed)
         if cfg.space == "latent":
-            self._real = np.ascontiguousarray(coords[:, :cfg.n_latent])
-            self._decoder = HurdleDecoder(cfg.n_latent, X.shape[1]).fit(self._real, X, seed=seed).eval()
+            self._real = state
+            typed = codes is not None and cfg.type_offsets
+            self._decoder = HurdleDecoder(state.shape[1], X.shape[1],
+                                          len(self.cell_types) if typed else 1).fit(
+                self._real, X, codes if typed else None, seed=seed).eval()
             self._counts = self._fit_counts(seed)
         else:
             self._real = X
@@ -330,6 +382,12 @@ class LSHGAN:
         """Whether generated cells carry ``.layers['counts']`` (a latent-space model trained
         on count data preprocessed by :func:`lshgan.preprocess`)."""
         return self._counts is not None
+
+    @property
+    def n_state(self) -> int:
+        """Width of the latent cell state (``space="latent"``): ``n_latent`` whitened
+        principal components, plus the detection rate with ``detection_state``."""
+        return int(self.config.n_latent) + int(bool(self.config.detection_state))
 
     @property
     def _residual(self) -> bool:
@@ -473,7 +531,7 @@ class LSHGAN:
                         counts[start:stop], library[start:stop] = count_dec.sample(
                             x.cpu().numpy(), None if yy is None else yy.cpu().numpy(), rng)
                     if decoder is not None:
-                        x = decoder(x)
+                        x = decoder(x, yy)
                     X[start:stop] = x.cpu().numpy()
         finally:
             G.train(was_training)
@@ -619,6 +677,9 @@ class LSHGAN:
         cfg["g_hidden"] = tuple(cfg["g_hidden"])
         cfg["d_hidden"] = tuple(cfg["d_hidden"])
         cfg.setdefault("anchor_residual", False)  # saved before the option: free cell states
+        cfg.setdefault("type_offsets", False)  # saved before the decoder's per-type offsets
+        cfg.setdefault("detection_state", False)  # saved before the detection-rate coordinate
+        cfg.setdefault("state_genes", None)  # saved before: PCA on every gene
         self.config = ModelConfig(**cfg)
         self.label_key = meta["label_key"]
         self.var_names = var_names
@@ -643,10 +704,8 @@ class LSHGAN:
         self._counts = None  # models saved before the count decoder generate no counts
         try:
             if self.config.space == "latent":
-                G = self._make_generator(int(self.config.n_latent))
-                self._decoder = HurdleDecoder(int(self.config.n_latent), len(var_names))
-                self._decoder.load_state_dict(state["decoder"])
-                self._decoder.eval()
+                G = self._make_generator(self.n_state)
+                self._decoder = HurdleDecoder.from_state_dict(state["decoder"])
                 if "counts" in state:
                     self._counts = CountDecoder.from_state_dict(state["counts"])
             else:

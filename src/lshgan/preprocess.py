@@ -202,6 +202,19 @@ def normalized_values(X) -> np.ndarray:
     return np.exp2(X.astype(np.float64, copy=False)) - 1.0
 
 
+
+def variable_genes(X, n_top_genes: int) -> np.ndarray:
+    """Boolean mask of the ``n_top_genes`` most variable genes of ``log2(1+x)`` values
+    ``X`` (dense or CSR): :func:`scanpy.pp.highly_variable_genes`, ``flavor="seurat"``
+    (dispersion normalised within mean bins), which works on non-count data too."""
+    import scanpy as sc
+
+    # scanpy's "seurat" flavour expects natural-log data; rescale a copy for ranking only
+    tmp = ad.AnnData(X=X * np.float32(np.log(2.0)))  # works for dense and CSR
+    sc.pp.highly_variable_genes(tmp, n_top_genes=int(n_top_genes), flavor="seurat")
+    return tmp.var["highly_variable"].to_numpy(dtype=bool)
+
+
 def preprocess(
     adata: ad.AnnData,
     config: PreprocessConfig | None = None,
@@ -308,13 +321,7 @@ def preprocess(
         out.obs["n_genes"] = np.diff(Xg.indptr).astype(np.int64)
     n_filtered = out.n_vars
     if cfg.n_top_genes is not None and cfg.n_top_genes < out.n_vars:
-        import scanpy as sc
-
-        # scanpy's "seurat" flavour expects natural-log data; rescale a copy for ranking only.
-        tmp = ad.AnnData(X=out.X * np.float32(np.log(2.0)))  # works for dense and CSR
-        tmp.var_names = out.var_names
-        sc.pp.highly_variable_genes(tmp, n_top_genes=int(cfg.n_top_genes), flavor="seurat")
-        out = out[:, tmp.var["highly_variable"].values].copy()
+        out = out[:, variable_genes(out.X, int(cfg.n_top_genes))].copy()
 
     report = FilterReport(
         name=name, data_kind=kind.kind, data_kind_source=kind.source, min_genes=cfg.min_genes,

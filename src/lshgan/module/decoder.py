@@ -8,7 +8,11 @@ maps each generated cell state ``s`` back to log expression.  For each gene ``g`
   "gene g is non-zero" on the cell state);
 * level: ``value = max(s . w_g + b_g + sigma_g * eps, floor_g)`` when detected, else exactly 0
   (a linear regression of the non-zero log expression on the cell state, with the
-  residual spread ``sigma_g`` measured on the training cells' non-zero values).
+  residual spread ``sigma_g`` measured on the training cells' non-zero values);
+* cell types (a conditional model): both regressions get a per-type offset of each gene
+  (``c_g`` and ``b_g`` become ``c_g + c_kg``, ``b_g + b_kg``), as in MAST's models with a
+  group term; the cell state may hold the cell's detection rate (``LSHGAN``'s
+  ``detection_state``), MAST's cellular detection rate covariate.
 
 Both regressions are fitted once, on the training cells, by maximum likelihood with a
 small ridge penalty (mini-batches, so a sparse matrix is never densified whole); they are
@@ -50,17 +54,44 @@ class HurdleDecoder(nn.Module):
     >>> cells = dec(torch.randn(5, 8))                       # doctest: +SKIP
     """
 
-    def __init__(self, n_latent: int, n_genes: int):
+    def __init__(self, n_latent: int, n_genes: int, n_groups: int = 1):
         super().__init__()
         self.detect = nn.Linear(n_latent, n_genes)
         self.level = nn.Linear(n_latent, n_genes)
+        # per-type offsets of both regressions (cell types of a conditional model)
+        self.group_detect = nn.Parameter(torch.zeros(n_groups, n_genes))
+        self.group_level = nn.Parameter(torch.zeros(n_groups, n_genes))
         self.register_buffer("sigma", torch.zeros(n_genes))
         self.register_buffer("floor", torch.zeros(n_genes))
 
-    def fit(self, latent: np.ndarray, X, *, steps: int = 400, lr: float = 0.05,
-            ridge: float = 0.01, batch_size: int | None = None, max_cells: int = 5000,
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "HurdleDecoder":
+        """A decoder shaped after a saved ``state_dict`` (one saved before the per-type
+        offsets existed loads with none), with its weights loaded."""
+        n_genes, n_latent = state["detect.weight"].shape
+        n_groups = int(state["group_detect"].shape[0]) if "group_detect" in state else 1
+        dec = cls(int(n_latent), int(n_genes), n_groups)
+        state = dict(state)
+        for key in ("group_detect", "group_level"):
+            state.setdefault(key, torch.zeros(n_groups, n_genes))
+        dec.load_state_dict(state)
+        return dec.eval()
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.group_detect.shape[0])
+
+    def _offsets(self, param: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor | float:
+        if groups is None or self.n_groups == 1:
+            return 0.0
+        return param.index_select(0, groups)
+
+    def fit(self, latent: np.ndarray, X, groups: np.ndarray | None = None, *, steps: int = 400,
+            lr: float = 0.05, ridge: float = 0.01, prior_cells: float = 2.0,
+            batch_size: int | None = None, max_cells: int = 5000,
             seed: int = 0) -> "HurdleDecoder":
-        """Fit both regressions on training cells (``latent``: n x d, ``X``: n x genes).
+        """Fit both regressions on training cells (``latent``: n x d, ``X``: n x genes,
+        ``groups``: n cell-type codes below ``n_groups``, for the per-type offsets).
 
         ``X`` may be dense or CSR (densified ``batch_size`` rows at a time; default: 8
         million matrix entries per step, 256 to 4096 cells).  Full-batch Adam when the
@@ -70,14 +101,27 @@ class HurdleDecoder(nn.Module):
         maximum-likelihood fit (Newton's method, ridge 1 to 300) was tried and gave
         clearly less realistic cells on a validation split of Klein (RF-AUC 0.81-1.00
         against 0.70): the detection probabilities become too confident.
+
+        Per-type offsets (``n_groups > 1``): a gene on in one type and off in the others
+        is a step that a linear map of a small state smooths over, more so the more genes
+        are kept.  They carry a ridge worth ``prior_cells`` cells, which matters only for
+        the types with a handful of cells.  Measured (validation split of the training
+        cells, training cells' own states decoded, RF-AUC against the validation cells,
+        two draws): sorted PBMC with all 8861 genes 0.749 / 0.744 without, 0.685 / 0.661
+        with; Pollen (2000 genes) 0.578 / 0.549 without, 0.573 / 0.579 with.
         """
         n = X.shape[0]
+        groups_all = None
+        if groups is not None and self.n_groups > 1:
+            groups_all = torch.as_tensor(np.asarray(groups, dtype=np.int64))
         if batch_size is None:
             batch_size = int(np.clip(8_000_000 // max(1, X.shape[1]), 256, 4096))
         gen = torch.Generator().manual_seed(int(seed))
         if n > max_cells:
             keep = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
             latent, X, n = np.asarray(latent)[keep], X[keep], max_cells
+            if groups_all is not None:
+                groups_all = groups_all[torch.as_tensor(keep)]
         L = torch.as_tensor(np.asarray(latent, dtype=np.float32))
         Xc = X.tocsr().astype(np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
 
@@ -103,17 +147,22 @@ class HurdleDecoder(nn.Module):
         if full:
             x_all = rows(np.arange(n))
             mask_all = (x_all > 0).float()
+        n_genes = X.shape[1]
         for _ in range(int(steps)):
             if full:
-                lb, xb, mask = L, x_all, mask_all
+                lb, xb, mask, gb = L, x_all, mask_all, groups_all
             else:
                 idx = torch.randint(0, n, (batch_size,), generator=gen).numpy()
                 lb, xb = L[idx], rows(idx)
                 mask = (xb > 0).float()
+                gb = None if groups_all is None else groups_all[torch.as_tensor(idx)]
             opt.zero_grad()
-            bce = F.binary_cross_entropy_with_logits(self.detect(lb), mask)
-            mse = (((xb - self.level(lb)) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+            bce = F.binary_cross_entropy_with_logits(self.detection_logits(lb, gb), mask)
+            mse = (((xb - self.mean_level(lb, gb)) ** 2) * mask).sum() / mask.sum().clamp(min=1)
             penalty = ridge * (self.detect.weight.pow(2).mean() + self.level.weight.pow(2).mean())
+            if gb is not None:
+                penalty = penalty + prior_cells / (n * n_genes) * (
+                    self.group_detect.pow(2).sum() + self.group_level.pow(2).sum())
             (bce + mse + penalty).backward()
             opt.step()
         # residual spread and the smallest non-zero value of each gene, on all training cells
@@ -124,17 +173,27 @@ class HurdleDecoder(nn.Module):
                 idx = np.arange(start, min(start + batch_size, n))
                 xb = rows(idx)
                 mask = xb > 0
-                sq += (((xb - self.level(L[idx])) ** 2) * mask).sum(0).double().numpy()
+                gb = None if groups_all is None else groups_all[torch.as_tensor(idx)]
+                sq += (((xb - self.mean_level(L[idx], gb)) ** 2) * mask).sum(0).double().numpy()
                 floor = np.minimum(floor, torch.where(mask, xb, torch.inf).min(0).values.numpy())
             self.sigma.copy_(torch.as_tensor(np.sqrt(sq / np.maximum(det_sum, 1))))
             self.floor.copy_(torch.as_tensor(np.where(np.isfinite(floor), floor, 0.0)))
         return self
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """Sample genes for each cell state (uses torch's global random generator)."""
-        p = torch.sigmoid(self.detect(latent))
+    def detection_logits(self, latent: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Logit of "gene detected" for each cell state (and cell-type code)."""
+        return self.detect(latent) + self._offsets(self.group_detect, groups)
+
+    def mean_level(self, latent: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Expected log expression of each gene when detected."""
+        return self.level(latent) + self._offsets(self.group_level, groups)
+
+    def forward(self, latent: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample genes for each cell state (uses torch's global random generator);
+        ``groups``: the cells' type codes (the per-type offsets; None: none)."""
+        p = torch.sigmoid(self.detection_logits(latent, groups))
         detected = torch.rand_like(p) < p
-        value = self.level(latent) + self.sigma * torch.randn_like(p)
+        value = self.mean_level(latent, groups) + self.sigma * torch.randn_like(p)
         return torch.where(detected, torch.maximum(value, self.floor), torch.zeros_like(p))
 
 
