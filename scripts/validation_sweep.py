@@ -92,6 +92,9 @@ def main(argv=None) -> int:
     p.add_argument("--references", action="store_true", help="also score copy and gaussian")
     p.add_argument("--n-top-genes", type=int, default=2000,
                    help="highly variable genes kept (0: every gene that passes the filters)")
+    p.add_argument("--val-seed", type=int, default=1,
+                   help="seed of the fit/validation split of the training cells (another split: "
+                        "another draw of the validation noise)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
         adata = lshgan.read_dataset(str(path), label_key="cell_type")
         pp, _ = lshgan.preprocess(adata, preprocess_config(path.stem, args.n_top_genes or None))
         train, _test = lshgan.stratified_split(pp, label_key="cell_type", seed=0)
-        fit, val = lshgan.stratified_split(train, label_key="cell_type", seed=1)
+        fit, val = lshgan.stratified_split(train, label_key="cell_type", seed=args.val_seed)
         types = list(val.obs["cell_type"].astype(str))
         print(f"{path.stem}: fit {fit.shape}, validation {val.shape}", flush=True)
         genes = {"n_genes": int(pp.n_vars)}
@@ -129,7 +132,8 @@ def main(argv=None) -> int:
                 model.train(progress=False, seed=seed, **tover)
                 gen = model.generate(val.n_obs, cell_type=types if model.config.conditional else None,
                                      seed=seed)
-                r = {"dataset": path.stem, "variant": name, "spec": spec, "seed": seed, **genes,
+                r = {"dataset": path.stem, "variant": name, "spec": spec, "seed": seed,
+                     "val_seed": args.val_seed, **genes,
                      "train_s": round(time.time() - t0, 1), "n_latent": model.config.n_latent,
                      **score(gen, val, fit, seed)}
                 rows.append(r)
