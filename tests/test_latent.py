@@ -121,9 +121,7 @@ def test_latent_model_generates_cells_with_real_dropout(latent_model, data):
 
 
 def test_latent_model_save_load_same_cells(latent_model, data, tmp_path):
-    # a conditional model's decoder has one offset per type and gene
-    assert latent_model.config.type_offsets
-    assert latent_model._decoder.group_detect.shape == (len(latent_model.cell_types), data.n_vars)
+    assert not latent_model.config.type_offsets and latent_model._decoder.n_groups == 1
     path = latent_model.save(tmp_path / "m")
     loaded = LSHGAN.load(path, data)
     assert loaded.config.space == "latent" and loaded.config.n_latent == latent_model.config.n_latent
@@ -134,11 +132,11 @@ def test_latent_model_save_load_same_cells(latent_model, data, tmp_path):
 def test_detection_state_is_the_cells_detection_rate(data):
     """The latent state's last coordinate follows the number of detected genes; without
     the option the state is the PCs alone."""
-    model = LSHGAN(data, label_key="cell_type", n_latent=5)
+    model = LSHGAN(data, label_key="cell_type", n_latent=5, detection_state=True)
     model._build(0, torch.device("cpu"))
     detected = (np.asarray(data.X) > 0).sum(1)
     assert np.corrcoef(model._real[:, -1], np.log1p(detected))[0, 1] > 0.999
-    off = LSHGAN(data, label_key="cell_type", n_latent=5, detection_state=False)
+    off = LSHGAN(data, label_key="cell_type", n_latent=5)  # the default
     off._build(0, torch.device("cpu"))
     assert off.n_state == 5 and off._real.shape[1] == 5
     np.testing.assert_allclose(off._real, model._real[:, :5], atol=1e-6)
@@ -163,12 +161,16 @@ def test_state_pca_on_the_most_variable_genes_decodes_every_gene(data):
         LSHGAN(data, state_genes=-1)
 
 
-def test_type_offsets_switch(data):
-    model = LSHGAN(data, label_key="cell_type", type_offsets=False, n_latent=4,
-                   g_hidden=(16,), d_hidden=(16,))
+def test_type_offsets_switch(data, tmp_path):
+    model = LSHGAN(data, label_key="cell_type", type_offsets=True, detection_state=True,
+                   n_latent=4, g_hidden=(16,), d_hidden=(16,))
     model.train(epochs=1, progress=False)
-    assert model._decoder.n_groups == 1
-    unconditional = LSHGAN(data, n_latent=4, g_hidden=(16,), d_hidden=(16,))
+    # one offset per type and gene; saved and loaded with the model
+    assert model._decoder.group_detect.shape == (len(model.cell_types), data.n_vars)
+    back = LSHGAN.load(model.save(tmp_path / "m"))
+    assert back.config.type_offsets and back._decoder.n_groups == len(model.cell_types)
+    np.testing.assert_array_equal(back.generate(20, seed=1).X, model.generate(20, seed=1).X)
+    unconditional = LSHGAN(data, n_latent=4, type_offsets=True, g_hidden=(16,), d_hidden=(16,))
     unconditional.train(epochs=1, progress=False)
     assert unconditional._decoder.n_groups == 1  # no types, no offsets
 
@@ -196,7 +198,8 @@ def test_anchor_residual_generator_starts_at_its_anchor(data):
     """With ``anchor_residual`` G writes a displacement: before training, a generated cell
     state is its anchor's own state (the anchor's first n_latent coordinates are its
     latent coordinates: one PCA for both) plus what the untrained head adds."""
-    model = LSHGAN(data, label_key="cell_type", n_latent=6, anchor_dim=4, noise_dim=8)
+    model = LSHGAN(data, label_key="cell_type", n_latent=6, anchor_dim=4, noise_dim=8,
+                   detection_state=True)
     assert model.config.anchor_residual
     G, _ = model._build(0, torch.device("cpu"))
     # max(anchor_dim, n_latent) PCs + the detection rate (latent state) + 2 cell-state columns
