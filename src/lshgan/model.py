@@ -148,19 +148,21 @@ class ModelConfig:
         return cls(**base)
 
 
+def _detected_genes(X) -> np.ndarray:
+    """Number of non-zero genes of every cell (float64; dense or CSR ``X``)."""
+    if sp.issparse(X):
+        return np.diff(X.tocsr().indptr).astype(np.float64)
+    return (np.asarray(X) > 0).sum(axis=1).astype(np.float64)
+
+
 def _cell_state(X, rows: np.ndarray) -> np.ndarray:
     """Standardised detection rate and total log expression of ``rows`` (2 columns).
 
     PCA coordinates miss how many genes a cell detects, which varies a lot between real
     cells (capture efficiency, cell size); anchors carry it explicitly.
     """
-    if sp.issparse(X):
-        detected = np.diff(X.tocsr().indptr).astype(np.float64)
-        total = np.asarray(X.sum(axis=1)).ravel()
-    else:
-        detected = (np.asarray(X) > 0).sum(axis=1).astype(np.float64)
-        total = np.asarray(X).sum(axis=1)
-    state = np.column_stack([detected, total])
+    total = np.asarray(X.sum(axis=1)).ravel()
+    state = np.column_stack([_detected_genes(X), total])
     state = (state - state.mean(0)) / (state.std(0) + 1e-6)
     return state[rows]
 
@@ -168,11 +170,7 @@ def _cell_state(X, rows: np.ndarray) -> np.ndarray:
 def _detection_rate(X) -> np.ndarray:
     """Standardised log number of detected genes of every cell (1 column, float32): the
     latent state's last coordinate with ``detection_state``."""
-    if sp.issparse(X):
-        detected = np.diff(X.tocsr().indptr).astype(np.float64)
-    else:
-        detected = (np.asarray(X) > 0).sum(axis=1).astype(np.float64)
-    rate = np.log1p(detected)
+    rate = np.log1p(_detected_genes(X))
     return ((rate - rate.mean()) / (rate.std() + 1e-6)).astype(np.float32)[:, None]
 
 
@@ -277,11 +275,11 @@ class LSHGAN:
         # the PCA sees the most variable genes (as scanpy's PCA after HVG selection); the
         # decoders still output every gene
         on = X
-        if n_pca or cfg.space == "latent":
-            if cfg.state_genes is not None and X.shape[1] > cfg.state_genes:
-                from .preprocess import variable_genes
+        wants_pca = bool(n_pca) or cfg.space == "latent"
+        if wants_pca and cfg.state_genes is not None and X.shape[1] > cfg.state_genes:
+            from .preprocess import variable_genes
 
-                on = X[:, variable_genes(X, cfg.state_genes)]
+            on = X[:, variable_genes(X, cfg.state_genes)]
         if cfg.space == "latent":
             if cfg.n_latent is None:
                 cfg.n_latent = default_n_latent(X.shape[0])

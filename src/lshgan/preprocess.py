@@ -202,7 +202,6 @@ def normalized_values(X) -> np.ndarray:
     return np.exp2(X.astype(np.float64, copy=False)) - 1.0
 
 
-
 def variable_genes(X, n_top_genes: int) -> np.ndarray:
     """Boolean mask of the ``n_top_genes`` most variable genes of ``log2(1+x)`` values
     ``X`` (dense or CSR): :func:`scanpy.pp.highly_variable_genes`, ``flavor="seurat"``
