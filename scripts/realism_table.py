@@ -59,7 +59,7 @@ DEFAULT_VARIANTS = ["lshgan", "plain"]
 SCVI = "scvi"
 
 #: Summary columns: mean and sd over seeds.
-SUMMARY = ("rf_auc", "dcr", "knn_auc", "precision", "recall", "coverage", "substate_coverage",
+SUMMARY = ("rf_auc", "dcr", "dcr_pca", "knn_auc", "precision", "recall", "coverage", "substate_coverage",
            "marker_lfc_corr", "marker_top50_overlap", "objective", "train_seconds")
 GROUNDGAN = "rf_auc_groundgan"
 
@@ -192,7 +192,8 @@ def _get(summ: pd.DataFrame, gen: str, col: str) -> float:
 
 
 def headline(results: dict, groundgan: bool) -> list[str]:
-    head = ["dataset", "seeds", "cells x genes", "LSH-GAN RF-AUC / DCR", "plain GAN", "copy", "gaussian",
+    head = ["dataset", "seeds", "cells x genes", "LSH-GAN RF-AUC / DCR", "LSH-GAN DCR states",
+            "plain GAN", "copy", "gaussian",
             "real-vs-real RF-AUC", "LSH-GAN recall (real)", "sub-state coverage (real)",
             "marker top-50 overlap (real)"]
     if groundgan:
@@ -208,7 +209,7 @@ def headline(results: dict, groundgan: bool) -> list[str]:
                                          f"({_num(_get(s, REAL_VS_REAL, col), fmt)})")
         seeds = sorted({int(r["seed"]) for r in res["per_seed"]})
         cells = [name, ", ".join(map(str, seeds)), f"{pp['n_cells_out']} x {pp['n_genes_out']}",
-                 pair("lshgan"), pair("plain"),
+                 pair("lshgan"), _num(_get(s, "lshgan", "dcr_pca"), ".2f"), pair("plain"),
                  pair("copy"), pair("gaussian"), _num(_get(s, REAL_VS_REAL, "rf_auc")),
                  beside("recall"), beside("substate_coverage"), beside("marker_top50_overlap")]
         if groundgan:
@@ -240,7 +241,7 @@ def detail(name: str, res: dict, groundgan: bool) -> list[str]:
           f"{pp['n_genes_out']} (min_count={pp['min_count']:g} in min_cells_frac="
           f"{pp['min_cells_frac']:.3g}, then {N_TOP_GENES} highly variable); "
           f"{res['n_train']} train / {res['n_test']} test cells.", ""]
-    head = ["generator", "RF-AUC", "k-NN AUC", "DCR", "precision", "recall", "coverage",
+    head = ["generator", "RF-AUC", "k-NN AUC", "DCR", "DCR states", "precision", "recall", "coverage",
             "sub-state coverage", "marker LFC r", "marker top-50", "objective", "train s"]
     if groundgan:
         head.insert(3, "GRouNdGAN RF-AUC")
@@ -249,6 +250,7 @@ def detail(name: str, res: dict, groundgan: bool) -> list[str]:
         cells = [g, f"{_num(r.rf_auc)} ({_num(r.rf_auc_sd)})", _num(r.knn_auc),
                  f"{_num(r.dcr, '.2f')} ({_num(r.dcr_sd, '.2f')})"
                  + (" *" if g == REAL_VS_REAL else ""),
+                 _num(r.get("dcr_pca"), ".2f"),
                  *(_num(r[c]) for c in ("precision", "recall", "coverage", "substate_coverage",
                                         "marker_lfc_corr", "marker_top50_overlap", "objective")),
                  _num(r.train_seconds, ".0f")]
@@ -269,7 +271,9 @@ def write_readme(path: Path, results: dict, args) -> None:
           + f"; lshgan {lshgan.__version__}, CPU.  Every metric compares generated cells with "
           "the held-out test split, mean over seeds (sd in the detailed tables). RF-AUC "
           "(pooled PCA(50), 5-fold; 0.5 = indistinguishable) with DCR (memorisation: 0 = "
-          "copies, about 1 = new cells); objective = RF-AUC + 2 max(0, 0.9 - DCR), lower is "
+          "copies, about 1 = new cells; on genes); DCR states: the same ratio on the training "
+          "cells' top 16 principal components (the novelty of the cell states, which per-gene "
+          "noise cannot fake); objective = RF-AUC + 2 max(0, 0.9 - DCR), lower is "
           "better. Recall / coverage / sub-state coverage: how much of the real cells' "
           "variety the generated cells reach (collapse lowers them); marker top-50: overlap "
           "of each type's top-50 marker genes. `real-vs-real` scores training cells as if "

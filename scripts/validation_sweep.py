@@ -116,7 +116,8 @@ def main(argv=None) -> int:
                 for ref in ("copy", "gaussian"):
                     gen = REFERENCES[ref]().fit(fit, label_key="cell_type").generate(
                         val.n_obs, cell_type=types, seed=seed)
-                    r = {"dataset": path.stem, "variant": ref, "seed": seed, **genes, **score(gen, val, fit, seed)}
+                    r = {"dataset": path.stem, "variant": ref, "seed": seed, "val_seed": args.val_seed,
+                         **genes, **score(gen, val, fit, seed)}
                     rows.append(r)
                     print(json.dumps(r), flush=True)
             for spec in args.variants:

@@ -44,6 +44,33 @@ def test_copy_reference_has_dcr_zero(split):
     assert res["median_generated"] == 0.0 and res["median_test"] > 0
 
 
+def test_state_dcr_sees_copied_states_under_gene_noise():
+    """Copies of training cells plus independent per-gene noise look new on genes (DCR
+    about 1) but not on the training cells' principal components, where the noise averages
+    out: ``dcr(space="pca")`` stays well below a fresh sample's 1."""
+    rng = np.random.default_rng(0)
+    loadings = rng.normal(0, 1, (4, 200))  # cells on a 4-dimensional manifold + gene noise
+
+    def cells(n, states=None):
+        states = rng.normal(0, 1, (n, 4)) if states is None else states
+        X = states @ loadings + rng.normal(0, 0.3, (n, 200))
+        return ad.AnnData(X=X.astype(np.float32), var=pd.DataFrame(index=[f"g{i}" for i in range(200)]))
+
+    train_states = rng.normal(0, 1, (300, 4))
+    train, test = cells(300, train_states), cells(100)
+    copies = ad.AnnData(X=train.X[:100].copy(), var=train.var.copy())
+    sd = dcr(copies, train, test)["median_test"] / np.sqrt(200)  # a fresh cell's distance
+    noisy = ad.AnnData(X=copies.X + rng.normal(0, sd, copies.shape).astype(np.float32),
+                       var=train.var.copy())
+    assert dcr_ratio(noisy, train, test) > 0.9
+    assert dcr(noisy, train, test, space="pca", n_pcs=4)["ratio"] < 0.5
+    fresh = cells(100)
+    assert 0.7 < dcr(fresh, train, test, space="pca", n_pcs=4)["ratio"] < 1.4
+    assert dcr(copies, train, test, space="pca")["ratio"] < 1e-6
+    with pytest.raises(ParameterError, match="space"):
+        dcr(copies, train, test, space="latent")
+
+
 def test_gaussian_reference_is_new_cells_near_the_data(split):
     train, test = split
     fake = GaussianGenerator().fit(train, label_key="cell_type").generate(test.n_obs, seed=0)

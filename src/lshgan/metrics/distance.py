@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist, pdist
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_positive_int
 from .space import align_genes, pooled_pca, subsample_rows
 
 
@@ -22,6 +22,10 @@ OT_MAX_CELLS = 2000
 EXACT_OT_WORK = 4e9
 #: query cells of the DCR medians (a seeded subsample above it)
 DCR_MAX_CELLS = 1000
+#: principal components of the training cells in which :func:`dcr` measures the novelty of
+#: cell *states* (``space="pca"``): the size of LSH-GAN's latent cell state at the defaults
+#: (:func:`lshgan.model.default_n_latent`), the space where a generator could copy states
+DCR_PCS = 16
 
 
 def _dense_blocks(X, size: int) -> Iterator[tuple[slice, np.ndarray]]:
@@ -117,8 +121,10 @@ class NearestTraining:
 
     def __init__(self, train_X, *, seed: int = 0) -> None:
         self.X = train_X
+        self.seed = seed
         self.candidates = train_X.shape[0] * train_X.shape[1] > CANDIDATE_SEARCH_LIMIT
         self._medians: dict = {}
+        self._state_spaces: dict = {}
         if self.candidates:
             from ..pca import fit_pca, project
 
@@ -145,11 +151,25 @@ class NearestTraining:
                 best[start + i] = cdist(q[i:i + 1], R).min()
         return best
 
-    def median(self, query, *, max_cells: int, seed: int) -> float:
-        key = (id(query), max_cells, seed)
+    def state_distances(self, query, n_pcs: int) -> np.ndarray:
+        """Distance from each query cell to its nearest training cell on the training
+        cells' top ``n_pcs`` principal components (fitted once per ``n_pcs``, exact search)."""
+        from ..pca import fit_pca, project
+
+        if n_pcs not in self._state_spaces:
+            mean, comps = fit_pca(self.X, n_pcs, seed=self.seed)
+            self._state_spaces[n_pcs] = (mean, comps, project(self.X, mean, comps))
+        mean, comps, Z = self._state_spaces[n_pcs]
+        return nearest_distances(project(query, mean, comps), Z)
+
+    def median(self, query, *, max_cells: int, seed: int, n_pcs: int | None = None) -> float:
+        """Median nearest-training distance of (a seeded subsample of) ``query``: in gene
+        space, or on ``n_pcs`` principal components (:meth:`state_distances`)."""
+        key = (id(query), max_cells, seed, n_pcs)
         if key not in self._medians:
-            self._medians[key] = (query, float(np.median(
-                self.distances(subsample_rows(query, max_cells, seed)))))
+            rows = subsample_rows(query, max_cells, seed)
+            d = self.distances(rows) if n_pcs is None else self.state_distances(rows, n_pcs)
+            self._medians[key] = (query, float(np.median(d)))
         return self._medians[key][1]
 
 
@@ -308,7 +328,8 @@ def mmd_rbf(X: np.ndarray, Y: np.ndarray, *, max_cells: int = 2000, scales=(1.0,
 
 
 def dcr(generated: ad.AnnData, train: ad.AnnData, test: ad.AnnData, *, seed: int = 0,
-        index: NearestTraining | None = None) -> dict:
+        index: NearestTraining | None = None, space: str = "genes",
+        n_pcs: int = DCR_PCS) -> dict:
     """Distance to the closest training record, for generated and for real test cells.
 
     Medians over at most :data:`DCR_MAX_CELLS` generated and test cells (a seeded subsample
@@ -316,24 +337,41 @@ def dcr(generated: ad.AnnData, train: ad.AnnData, test: ad.AnnData, *, seed: int
     pass ``index``, built on ``train.X``, to reuse it and the test median across
     generators).
 
+    ``space="genes"`` (default) measures Euclidean distances on every gene.  ``space="pca"``
+    measures them on the top ``n_pcs`` principal components of the training cells (default
+    :data:`DCR_PCS`): the novelty of the cell *states*.  A generator can copy training
+    states and add per-gene noise (a decoder's dropout and residuals): in gene space the
+    noise makes every cell look new, on the principal components, where the noise averages
+    out, the copied states show.
+
     Returns
     -------
     dict with ``median_generated`` (median over generated cells of the Euclidean distance to
-    the nearest training cell, gene space), ``median_test`` (the same for the real test
-    cells) and ``ratio`` = ``median_generated / median_test`` (see :func:`dcr_ratio`).
+    the nearest training cell), ``median_test`` (the same for the real test cells) and
+    ``ratio`` = ``median_generated / median_test`` (see :func:`dcr_ratio`).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown ``space``.
 
     Examples
     --------
     >>> dcr(fake, train, test)["median_test"]    # doctest: +SKIP
     31.4
+    >>> dcr(fake, train, test, space="pca")["ratio"]    # doctest: +SKIP
+    0.93
     """
+    if space not in ("genes", "pca"):
+        raise ParameterError(f"space must be 'genes' or 'pca', got {space!r}")
+    pcs = None if space == "genes" else check_positive_int("n_pcs", n_pcs)
     var_names = train.var_names
     generated = align_genes(generated, var_names, "generated")
     test = align_genes(test, var_names, "test")
     if index is None or index.X is not train.X:
         index = NearestTraining(train.X, seed=seed)
-    med_gen = index.median(generated.X, max_cells=DCR_MAX_CELLS, seed=seed)
-    med_test = index.median(test.X, max_cells=DCR_MAX_CELLS, seed=seed + 1)
+    med_gen = index.median(generated.X, max_cells=DCR_MAX_CELLS, seed=seed, n_pcs=pcs)
+    med_test = index.median(test.X, max_cells=DCR_MAX_CELLS, seed=seed + 1, n_pcs=pcs)
     ratio = med_gen / med_test if med_test > 0 else float("nan")
     return {"ratio": ratio, "median_generated": med_gen, "median_test": med_test}
 

@@ -19,7 +19,7 @@ from .space import align_genes, generated_types, pooled_pca, real_types, subsamp
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
 METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserstein_pca",
-               "mmd", "dcr", "dcr_median_generated", "dcr_median_test", "mean_corr",
+               "mmd", "dcr", "dcr_median_generated", "dcr_median_test", "dcr_pca", "mean_corr",
                "var_corr", "dropout_corr", "precision", "recall", "density", "coverage",
                "substate_coverage", "substate_mass", "marker_lfc_corr",
                "marker_top50_overlap", "n_generated", "n_test")
@@ -50,7 +50,9 @@ def evaluate(
 
     Realism: :func:`rf_auc` and the k-NN classifier of :func:`knn_auc` (same subsamples,
     PCA and folds), Wasserstein-1 in genes and in the pooled PCA space, RBF MMD
-    (:func:`mmd_rbf`), per-gene statistics.  Novelty: :func:`dcr`.  Diversity, in the pooled
+    (:func:`mmd_rbf`), per-gene statistics.  Novelty: :func:`dcr` in gene space (``dcr``)
+    and on the training cells' top principal components (``dcr_pca``, the novelty of the
+    cell states, which per-gene noise cannot fake).  Diversity, in the pooled
     PCA space: precision / recall / density / coverage (:func:`prdc`), per-type sub-state
     coverage (:func:`substate_coverage`).  Cell-type identity: marker preservation
     (:func:`marker_preservation`).  One PCA of the pooled test and generated cells serves
@@ -84,7 +86,7 @@ def evaluate(
     -------
     dict with the keys of :data:`METRIC_KEYS` (``rf_auc``, ``rf_auc_std``, ``knn_auc``,
     ``wasserstein_genes``, ``wasserstein_pca``, ``mmd``, ``dcr``, ``dcr_median_generated``,
-    ``dcr_median_test``, ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
+    ``dcr_median_test``, ``dcr_pca``, ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
     ``recall``, ``density``, ``coverage``, ``substate_coverage``, ``substate_mass``,
     ``marker_lfc_corr``, ``marker_top50_overlap``, ``n_generated``, ``n_test``), then the
     keys of the requested ``protocols`` (:data:`PROTOCOL_KEYS`); plain Python numbers,
@@ -110,7 +112,10 @@ def evaluate(
     aucs = classifier_aucs(test, generated, classifiers=("rf", "knn"), n_pcs=n_pcs, seed=seed,
                            repeats=repeats, n_estimators=n_estimators, n_neighbors=k,
                            n_jobs=n_jobs)
+    if train_index is None or train_index.X is not train.X:
+        train_index = NearestTraining(train.X, seed=seed)
     novelty = dcr(generated, train, test, seed=seed, index=train_index)
+    state_novelty = dcr(generated, train, test, seed=seed, index=train_index, space="pca")
     stats = gene_statistics(test, generated)
     # the pooled-PCA metrics on at most POOLED_MAX_CELLS cells per side (seeded subsample)
     test_p, gen_p = (subsample_rows(a, POOLED_MAX_CELLS, seed + i) for i, a in enumerate((test, generated)))
@@ -131,6 +136,7 @@ def evaluate(
         "dcr": novelty["ratio"],
         "dcr_median_generated": novelty["median_generated"],
         "dcr_median_test": novelty["median_test"],
+        "dcr_pca": state_novelty["ratio"],
         "mean_corr": stats["mean_corr"],
         "var_corr": stats["var_corr"],
         "dropout_corr": stats["dropout_corr"],
