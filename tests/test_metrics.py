@@ -71,6 +71,21 @@ def test_state_dcr_sees_copied_states_under_gene_noise():
         dcr(copies, train, test, space="latent")
 
 
+def test_state_dcr_reuses_the_candidate_search_pca(synthetic_adata, monkeypatch):
+    """Above the size limit the state space is the candidate search's PCA (no second PCA of
+    a large training matrix): same distances as a fresh PCA of the training cells, up to
+    the randomized solver."""
+    import lshgan.metrics.distance as D
+
+    train, test = stratified_split(synthetic_adata, label_key="cell_type", seed=0)
+    fresh = D.NearestTraining(train.X, seed=0).state_distances(test.X, 4)
+    monkeypatch.setattr(D, "CANDIDATE_SEARCH_LIMIT", 0)
+    index = D.NearestTraining(train.X, seed=0)
+    assert index.candidates
+    np.testing.assert_allclose(index.state_distances(test.X, 4), fresh, rtol=1e-3, atol=1e-3)
+    assert np.all(index.state_distances(train.X[:10], 4) < 1e-4)
+
+
 def test_gaussian_reference_is_new_cells_near_the_data(split):
     train, test = split
     fake = GaussianGenerator().fit(train, label_key="cell_type").generate(test.n_obs, seed=0)

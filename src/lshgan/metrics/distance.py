@@ -157,8 +157,13 @@ class NearestTraining:
         from ..pca import fit_pca, project
 
         if n_pcs not in self._state_spaces:
-            mean, comps = fit_pca(self.X, n_pcs, seed=self.seed)
-            self._state_spaces[n_pcs] = (mean, comps, project(self.X, mean, comps))
+            if self.candidates and n_pcs <= CANDIDATE_PCS:  # the candidate search's PCA
+                mean, comps = self._pca[0], self._pca[1][:n_pcs]
+                Z = self._Z[:, :n_pcs].astype(np.float64)
+            else:
+                mean, comps = fit_pca(self.X, n_pcs, seed=self.seed)
+                Z = project(self.X, mean, comps)
+            self._state_spaces[n_pcs] = (mean, comps, Z)
         mean, comps, Z = self._state_spaces[n_pcs]
         return nearest_distances(project(query, mean, comps), Z)
 
