@@ -434,6 +434,7 @@ def main(argv=None) -> int:
         write_readme(out / "README.md", results, args)
         print(f"{name}: done in {time.time() - t0:.0f} s", flush=True)
     if results:  # also when every dataset was kept (--resume): the README of this code
+        plot_rf_auc(results, out / "rf_auc.png")
         write_readme(out / "README.md", results, args)
     return 0
 
