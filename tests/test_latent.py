@@ -8,7 +8,7 @@ import torch
 from lshgan import LSHGAN
 from lshgan.datasets import synthetic_log_expression
 from lshgan.errors import ParameterError
-from lshgan.model import default_n_latent
+from lshgan.model import ModelConfig, default_n_latent
 from lshgan.module.decoder import HurdleDecoder
 
 
@@ -173,6 +173,24 @@ def test_type_offsets_switch(data, tmp_path):
     unconditional = LSHGAN(data, n_latent=4, type_offsets=True, g_hidden=(16,), d_hidden=(16,))
     unconditional.train(epochs=1, progress=False)
     assert unconditional._decoder.n_groups == 1  # no types, no offsets
+
+
+def test_umi_terms_follow_the_data_kind(data):
+    """type_offsets and detection_state default to on for UMI counts only (the preprocessing
+    report's data kind); a value given wins; data preprocessed elsewhere: off."""
+    def kind(name):
+        out = data.copy()
+        out.uns["lshgan_preprocess"] = {"data_kind": name}
+        return out
+
+    umi = LSHGAN(kind("umi_counts"), label_key="cell_type")
+    assert umi.config.type_offsets is True and umi.config.detection_state is True
+    for other in (kind("read_counts"), kind("continuous"), data):
+        cfg = LSHGAN(other, label_key="cell_type").config
+        assert cfg.type_offsets is False and cfg.detection_state is False
+    given = LSHGAN(kind("umi_counts"), label_key="cell_type", type_offsets=False)
+    assert given.config.type_offsets is False and given.config.detection_state is True
+    assert ModelConfig().type_offsets is None  # resolved by the model, not the config
 
 
 def test_latent_model_trains_from_sparse_input(data):

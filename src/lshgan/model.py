@@ -89,9 +89,9 @@ class ModelConfig:
     offset to each gene's detection and level (:class:`~lshgan.module.decoder.HurdleDecoder`).
     ``detection_state`` (``space="latent"``): the cell state gets one more coordinate, the
     cell's standardised log number of detected genes (MAST's cellular detection rate), which
-    the GAN generates with the rest and the decoders read.  Both off by default: on
-    validation splits of the seven shared sets they tie with the plain decoder (mean RF-AUC
-    0.002 apart, see ``reports/validation/decoder_sweep.json``).
+    the GAN generates with the rest and the decoders read.  ``None`` (the default) for both:
+    :func:`umi_terms`, on for UMI counts (``data_kind`` of the preprocessing report in
+    ``adata.uns['lshgan_preprocess']``), off otherwise.
     ``state_genes``: the principal components (LSH space of large data, anchors, latent
     state) are fitted on this many most variable genes when the cells have more
     (:func:`lshgan.preprocess.variable_genes`); None or 0: on every gene.
@@ -115,8 +115,8 @@ class ModelConfig:
     space: str = "latent"
     n_latent: int | None = None
     anchor_residual: bool = True
-    type_offsets: bool = False
-    detection_state: bool = False
+    type_offsets: bool | None = None
+    detection_state: bool | None = None
     state_genes: int | None = 2000
 
     def __post_init__(self) -> None:
@@ -146,6 +146,25 @@ class ModelConfig:
                     space="genes")
         base.update(overrides)
         return cls(**base)
+
+
+def umi_terms(data_kind: str | None) -> bool:
+    """The default of ``type_offsets`` and ``detection_state``: on for UMI counts.
+
+    In droplet (UMI) data the number of genes a cell detects is a large, mostly technical
+    axis of variation (capture efficiency; the covariate MAST and scVI's library size model)
+    and many genes are detected in one type only; full-length data (read counts, RPKM) detect
+    most of a type's genes in every cell.  Chosen on validation splits carved from the
+    training cells, never the test cells (``reports/validation/umi_terms_sweep.json``, 2
+    validation splits x 2 seeds per set; Klein's first split with 3 seeds in
+    ``decoder_sweep.json``): both terms on against off, mean RF-AUC sorted PBMC 0.615 vs
+    0.641, pbmc4k 0.650 vs 0.678, Klein 0.624 vs 0.639, mouse bladder 0.657 vs 0.670, worm
+    neurons 0.715 vs 0.710 (a tie); 12 of 20 draws lower, mean -0.015.  On the full-length
+    sets they do not help: Yan (RPKM) 0.593 vs 0.498, Pollen (read counts) 0.596 vs 0.601
+    (6 draws each).  Data preprocessed elsewhere carries no data kind: off (give the
+    switches to choose).
+    """
+    return data_kind == "umi_counts"
 
 
 def _detected_genes(X) -> np.ndarray:
@@ -212,6 +231,11 @@ class LSHGAN:
             config = ModelConfig(**{**asdict(config), **overrides})
         if label_key is None:
             config.conditional = False
+        self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
+        auto = umi_terms(self.preprocess_info.get("data_kind"))
+        for name in ("type_offsets", "detection_state"):
+            if getattr(config, name) is None:
+                setattr(config, name, auto)
         self.config = config
         self.label_key = label_key
         self.var_names = [str(v) for v in adata.var_names]
@@ -221,7 +245,6 @@ class LSHGAN:
             raise InputDataError(
                 f"training data has {adata.n_obs} cells; LSH sampling with k={config.k} needs more than k"
             )
-        self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
         self._adata = adata
         if label_key is not None:
             if label_key not in adata.obs:
