@@ -175,7 +175,7 @@ def test_type_offsets_switch(data, tmp_path):
     assert unconditional._decoder.n_groups == 1  # no types, no offsets
 
 
-def test_umi_terms_follow_the_data_kind(data):
+def test_umi_terms_follow_the_data_kind(data, caplog):
     """type_offsets and detection_state default to on for UMI counts only (the preprocessing
     report's data kind); a value given wins; data preprocessed elsewhere: off."""
     def kind(name):
@@ -183,8 +183,10 @@ def test_umi_terms_follow_the_data_kind(data):
         out.uns["lshgan_preprocess"] = {"data_kind": name}
         return out
 
-    umi = LSHGAN(kind("umi_counts"), label_key="cell_type")
+    with caplog.at_level("INFO", logger="lshgan"):
+        umi = LSHGAN(kind("umi_counts"), label_key="cell_type")
     assert umi.config.type_offsets is True and umi.config.detection_state is True
+    assert "type_offsets and detection_state on (data kind umi_counts" in caplog.text
     for other in (kind("read_counts"), kind("continuous"), data):
         cfg = LSHGAN(other, label_key="cell_type").config
         assert cfg.type_offsets is False and cfg.detection_state is False

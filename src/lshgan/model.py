@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +36,8 @@ from .module.inputs import INPUT_MODES, GeneratorInput
 from .module.networks import Discriminator, Generator
 from .pca import fit_pca, project
 from .module.training import BatchSource, History, TrainConfig, resolve_device, train_gan
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "generator.pt"
@@ -232,10 +235,13 @@ class LSHGAN:
         if label_key is None:
             config.conditional = False
         self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
-        auto = umi_terms(self.preprocess_info.get("data_kind"))
-        for name in ("type_offsets", "detection_state"):
-            if getattr(config, name) is None:
-                setattr(config, name, auto)
+        kind = self.preprocess_info.get("data_kind")
+        auto = [name for name in ("type_offsets", "detection_state") if getattr(config, name) is None]
+        for name in auto:
+            setattr(config, name, umi_terms(kind))
+        if auto and config.space == "latent":
+            log.info(f"{' and '.join(auto)} {'on' if umi_terms(kind) else 'off'} (data kind "
+                     f"{kind or 'not recorded'}; the default: on for UMI counts only)")
         self.config = config
         self.label_key = label_key
         self.var_names = [str(v) for v in adata.var_names]
