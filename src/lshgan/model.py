@@ -236,11 +236,12 @@ class LSHGAN:
             config.conditional = False
         self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
         kind = self.preprocess_info.get("data_kind")
+        on = umi_terms(kind)
         auto = [name for name in ("type_offsets", "detection_state") if getattr(config, name) is None]
         for name in auto:
-            setattr(config, name, umi_terms(kind))
+            setattr(config, name, on)
         if auto and config.space == "latent":
-            log.info(f"{' and '.join(auto)} {'on' if umi_terms(kind) else 'off'} (data kind "
+            log.info(f"{' and '.join(auto)} {'on' if on else 'off'} (data kind "
                      f"{kind or 'not recorded'}; the default: on for UMI counts only)")
         self.config = config
         self.label_key = label_key
