@@ -278,3 +278,22 @@ def test_budget_cap_stops_inside_the_last_epoch(data, monkeypatch):
                 callback=lambda epoch, hist: seen.append(epoch))
     assert seen == [1, 2]  # 7 updates, then 3 of the second epoch's 7
     assert len(calls) == 2 * 10  # one D and one G update per step (n_critic 1): exactly 10 steps
+
+
+def test_decoder_ceiling_script_decodes_the_training_states(data):
+    """scripts/decoder_ceiling.py reaches into the model's build (PCA, decoders): it must
+    keep working when those internals move."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "decoder_ceiling.py"
+    spec = importlib.util.spec_from_file_location("decoder_ceiling", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = np.arange(0, data.n_obs, 3)
+    model = LSHGAN(data, label_key="cell_type", n_latent=5, type_offsets=True)
+    out = script.decode_fit_states(model, rows, data.obs.iloc[rows], seed=0)
+    again = script.decode_fit_states(model, rows, data.obs.iloc[rows], seed=0)
+    assert out.shape == (len(rows), data.n_vars) and list(out.var_names) == list(data.var_names)
+    assert np.array_equal(out.X, again.X) and (out.X == 0).any() and (out.X >= 0).all()
+    assert model._decoder.n_groups == len(model.cell_types)  # decoded with the type offsets
