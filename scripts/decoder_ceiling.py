@@ -39,9 +39,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def decode_fit_states(model: lshgan.LSHGAN, rows: np.ndarray, obs: pd.DataFrame, seed: int) -> ad.AnnData:
-    """The decoder applied to the latent states of training cells ``rows`` (builds the
-    model's PCA, LSH subsample and decoders as :meth:`LSHGAN.train` does, without the GAN)."""
-    model._build(seed, torch.device("cpu"))
+    """The decoder applied to the latent states of training cells ``rows``.  An untrained
+    ``model`` is built (PCA, LSH subsample, decoders) as :meth:`LSHGAN.train` builds it with
+    ``seed``, without the GAN; a model trained with ``seed`` already holds the same."""
+    if model._decoder is None:
+        model._build(seed, torch.device("cpu"))
     dec = model._decoder
     states = torch.as_tensor(model._real[rows])
     groups = torch.as_tensor(model._codes[rows]) if dec.n_groups > 1 else None
@@ -78,11 +80,11 @@ def main(argv=None) -> int:
                 rng = np.random.default_rng(seed)
                 pick = np.array([rng.choice(np.flatnonzero(fit_types == t)) for t in types])
                 model = lshgan.LSHGAN(fit, label_key="cell_type")
+                if args.gan:  # training builds the decoder that "decoded" uses: built once
+                    model.train(progress=False, seed=seed)
                 sets = {"copy": ad.AnnData(X=fit.X[pick], obs=val.obs.copy(), var=fit.var.copy()),
                         "decoded": decode_fit_states(model, pick, val.obs, seed)}
                 if args.gan:
-                    model = lshgan.LSHGAN(fit, label_key="cell_type")
-                    model.train(progress=False, seed=seed)
                     sets["lshgan"] = model.generate(val.n_obs, cell_type=list(types), seed=seed)
                 for name, gen in sets.items():
                     r = {"dataset": path.stem, "val_seed": vs, "seed": seed, "generator": name,
