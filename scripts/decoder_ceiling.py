@@ -15,7 +15,14 @@ Scored against the validation cells (RF-AUC as everywhere, 200 trees; DCR on gen
 * ``lshgan`` (``--gan``): the default model trained on the fit cells.
 
 When ``decoded`` is as far above ``copy`` as ``lshgan`` is, the decoder is the limit, not
-the GAN.
+the GAN.  ``--ablations`` says which part of the decoding gives the cells away, with the
+same states and the same random draws as ``decoded``:
+
+* ``real_zeros``: the copied cells' own zero pattern, decoded levels where they are non-zero;
+* ``real_levels``: the decoded zero pattern, the copied cells' own levels where both are
+  non-zero (decoded levels where only the decoder detects the gene);
+* ``counts`` (count data): the count decoder's sample at the same states, normalised and
+  logged as the training cells were (``log2(1 + counts / library * target_sum)``).
 
     python scripts/decoder_ceiling.py --datasets yan pollen --val-seeds 1 2 3 --gan \\
         --out reports/validation/decoder_ceiling.json
@@ -53,6 +60,35 @@ def decode_fit_states(model: lshgan.LSHGAN, rows: np.ndarray, obs: pd.DataFrame,
     return ad.AnnData(X=X, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(model.var_names)))
 
 
+def decoder_ablations(model: lshgan.LSHGAN, rows: np.ndarray, real, obs: pd.DataFrame,
+                      seed: int, target_sum: float | None) -> dict[str, ad.AnnData]:
+    """The ``--ablations`` sets of training cells ``rows`` (``real``: their ``.X``): the
+    hurdle decoder's zero pattern and levels drawn as :func:`decode_fit_states` draws them
+    with ``seed``, each swapped in turn for the real cells' own; with ``target_sum`` and a
+    count decoder, also its counts normalised and logged."""
+    if model._decoder is None:
+        model._build(seed, torch.device("cpu"))
+    dec = model._decoder
+    states = torch.as_tensor(model._real[rows])
+    groups = torch.as_tensor(model._codes[rows].astype(np.int64)) if dec.n_groups > 1 else None
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the draws of HurdleDecoder.forward, in its order
+        p = torch.sigmoid(dec.detection_logits(states, groups))
+        detected = (torch.rand_like(p) < p).numpy()
+        level = torch.maximum(dec.mean_level(states, groups) + dec.sigma * torch.randn_like(p),
+                              dec.floor).numpy()
+    X = real.toarray() if hasattr(real, "toarray") else np.asarray(real, dtype=np.float32)
+    var = pd.DataFrame(index=pd.Index(model.var_names))
+    sets = {"real_zeros": np.where(X > 0, level, 0.0),
+            "real_levels": np.where(detected, np.where(X > 0, X, level), 0.0)}
+    if model._counts is not None and target_sum is not None:
+        codes = model._codes[rows].astype(np.int64) if model._counts.n_groups > 1 else None
+        counts, library = model._counts.sample(model._real[rows], codes, np.random.default_rng(seed))
+        sets["counts"] = np.log2(1.0 + counts / library[:, None] * target_sum)
+    return {name: ad.AnnData(X=M.astype(np.float32), obs=obs.copy(), var=var.copy())
+            for name, M in sets.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", required=True)
@@ -60,6 +96,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--n-top-genes", type=int, default=2000)
     p.add_argument("--gan", action="store_true", help="also train and score the default model")
+    p.add_argument("--ablations", action="store_true",
+                   help="also score the decoding with the real zero pattern, with the real levels, and as counts")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -84,6 +122,10 @@ def main(argv=None) -> int:
                     model.train(progress=False, seed=seed)
                 sets = {"copy": ad.AnnData(X=fit.X[pick], obs=val.obs.copy(), var=fit.var.copy()),
                         "decoded": decode_fit_states(model, pick, val.obs, seed)}
+                if args.ablations:
+                    target = pp.uns["lshgan_preprocess"].get("target_sum")  # text: not normalised here
+                    sets.update(decoder_ablations(model, pick, fit.X[pick], val.obs, seed,
+                                                  target if isinstance(target, (int, float)) else None))
                 if args.gan:
                     sets["lshgan"] = model.generate(val.n_obs, cell_type=list(types), seed=seed)
                 for name, gen in sets.items():

@@ -297,3 +297,13 @@ def test_decoder_ceiling_script_decodes_the_training_states(data):
     assert out.shape == (len(rows), data.n_vars) and list(out.var_names) == list(data.var_names)
     assert np.array_equal(out.X, again.X) and (out.X == 0).any() and (out.X >= 0).all()
     assert model._decoder.n_groups == len(model.cell_types)  # decoded with the type offsets
+    # the ablations draw what "decoded" draws: swapping both parts back gives "decoded"
+    real = data.X[rows]
+    real = real.toarray() if hasattr(real, "toarray") else np.asarray(real)
+    parts = script.decoder_ablations(model, rows, real, data.obs.iloc[rows], 0, target_sum=1e4)
+    zeros, levels = parts["real_zeros"].X, parts["real_levels"].X
+    assert np.array_equal(zeros > 0, real > 0)
+    assert np.array_equal(levels > 0, out.X > 0)
+    both = (real > 0) & (out.X > 0)
+    assert np.allclose(levels[both], real[both]) and np.allclose(zeros[both], out.X[both])
+    assert ("counts" in parts) == model.has_counts
