@@ -24,6 +24,13 @@ same states and the same random draws as ``decoded``:
 * ``counts`` (count data): the count decoder's sample at the same states, normalised and
   logged as the training cells were (``log2(1 + counts / library * target_sum)``).
 
+``--knn-detection K`` tries a local zero pattern: each gene's detection probability is the
+share of the ``K`` nearest training states (the cell itself left out) that detect it,
+shrunk towards the decoder's logistic with a weight of 2 cells; the levels stay the
+decoder's.  Scored at the training states (``knn_detection``) and, with ``--gan``, at the
+GAN's states (``lshgan_knn_detection``, beside ``lshgan_redraw``: the same states with the
+default decoder's fresh draws).
+
     python scripts/decoder_ceiling.py --datasets yan pollen --val-seeds 1 2 3 --gan \\
         --out reports/validation/decoder_ceiling.json
 """
@@ -89,6 +96,51 @@ def decoder_ablations(model: lshgan.LSHGAN, rows: np.ndarray, real, obs: pd.Data
             for name, M in sets.items()}
 
 
+class _Recorder(torch.nn.Module):
+    """Wraps a decoder and keeps the cell states (and type codes) it decodes."""
+
+    def __init__(self, decoder: torch.nn.Module):
+        super().__init__()
+        self.decoder, self.seen = decoder, []
+
+    def forward(self, latent, groups=None):
+        self.seen.append((latent.detach().cpu().clone(), None if groups is None else groups.cpu().clone()))
+        return self.decoder(latent, groups)
+
+
+def generated_states(model: lshgan.LSHGAN, types: list[str], seed: int):
+    """``model.generate(len(types), cell_type=types, seed=seed)`` and the cell states (and
+    type codes, or None) its decoder turned into those cells."""
+    decoder, model._decoder = model._decoder, _Recorder(model._decoder)
+    try:
+        cells = model.generate(len(types), cell_type=types, seed=seed)
+        seen = model._decoder.seen
+    finally:
+        model._decoder = decoder
+    groups = None if seen[0][1] is None else torch.cat([g for _, g in seen])
+    return cells, torch.cat([s for s, _ in seen]), groups
+
+
+def knn_detection_cells(model: lshgan.LSHGAN, states: torch.Tensor, groups, detected: np.ndarray,
+                        k: int, seed: int, leave_out_self: bool) -> np.ndarray:
+    """Cells decoded at ``states`` with each gene's detection probability taken from the
+    ``k`` nearest training states (``detected``: the training cells' non-zero pattern),
+    shrunk towards the decoder's logistic with a weight of 2 cells."""
+    from sklearn.neighbors import NearestNeighbors
+
+    dec = model._decoder
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        p = torch.sigmoid(dec.detection_logits(states, groups))
+        u = torch.rand_like(p).numpy()
+        level = torch.maximum(dec.mean_level(states, groups) + dec.sigma * torch.randn_like(p),
+                              dec.floor).numpy()
+    extra = int(leave_out_self)
+    _, idx = NearestNeighbors(n_neighbors=k + extra).fit(model._real).kneighbors(states.numpy())
+    local = (detected[idx[:, extra:]].sum(axis=1) + 2.0 * p.numpy()) / (k + 2.0)
+    return np.where(u < local, level, 0.0).astype(np.float32)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", required=True)
@@ -98,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--gan", action="store_true", help="also train and score the default model")
     p.add_argument("--ablations", action="store_true",
                    help="also score the decoding with the real zero pattern, with the real levels, and as counts")
+    p.add_argument("--knn-detection", type=int, default=0, metavar="K",
+                   help="also score detection probabilities from the K nearest training states")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -127,7 +181,23 @@ def main(argv=None) -> int:
                     sets.update(decoder_ablations(model, pick, fit.X[pick], val.obs, seed,
                                                   target if isinstance(target, (int, float)) else None))
                 if args.gan:
-                    sets["lshgan"] = model.generate(val.n_obs, cell_type=list(types), seed=seed)
+                    sets["lshgan"], states, groups = generated_states(model, list(types), seed)
+                if args.knn_detection:
+                    X = fit.X.toarray() if hasattr(fit.X, "toarray") else np.asarray(fit.X)
+                    detected = (X > 0).astype(np.float32)
+                    fit_groups = (torch.as_tensor(model._codes[pick].astype(np.int64))
+                                  if model._decoder.n_groups > 1 else None)
+                    runs = [("knn_detection", torch.as_tensor(model._real[pick]), fit_groups, True)]
+                    if args.gan:
+                        runs.append(("lshgan_knn_detection", states, groups, False))
+                        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                            torch.manual_seed(seed)
+                            redraw = model._decoder(states, groups).numpy()
+                        sets["lshgan_redraw"] = ad.AnnData(X=redraw, obs=sets["lshgan"].obs.copy(), var=fit.var.copy())
+                    for name, st, gr, loo in runs:
+                        M = knn_detection_cells(model, st, gr, detected, args.knn_detection, seed, loo)
+                        obs = val.obs if loo else sets["lshgan"].obs
+                        sets[name] = ad.AnnData(X=M, obs=obs.copy(), var=fit.var.copy())
                 for name, gen in sets.items():
                     r = {"dataset": path.stem, "val_seed": vs, "seed": seed, "generator": name,
                          "n_genes": int(pp.n_vars), "n_latent": model.config.n_latent,

@@ -307,3 +307,13 @@ def test_decoder_ceiling_script_decodes_the_training_states(data):
     both = (real > 0) & (out.X > 0)
     assert np.allclose(levels[both], real[both]) and np.allclose(zeros[both], out.X[both])
     assert ("counts" in parts) == model.has_counts
+    # a local zero pattern, at the training states and at a trained GAN's states
+    full = (np.asarray(data.X.toarray() if hasattr(data.X, "toarray") else data.X) > 0).astype(np.float32)
+    local = script.knn_detection_cells(model, torch.as_tensor(model._real[rows]), None, full, 5, 0, True)
+    assert local.shape == out.shape and (local >= 0).all() and (local == 0).any()
+    model.train(epochs=1, progress=False, seed=0)
+    types = list(data.obs["cell_type"].astype(str).iloc[rows])
+    cells, states, groups = script.generated_states(model, types, seed=3)
+    assert np.array_equal(cells.X, model.generate(len(types), cell_type=types, seed=3).X)
+    assert states.shape == (len(types), model.n_state) and len(groups) == len(types)
+    assert model._decoder.__class__.__name__ == "HurdleDecoder"  # the recorder is gone
