@@ -28,8 +28,9 @@ same states and the same random draws as ``decoded``:
 share of the ``K`` nearest training states (the cell itself left out) that detect it,
 shrunk towards the decoder's logistic with a weight of 2 cells; the levels stay the
 decoder's.  Scored at the training states (``knn_detection``) and, with ``--gan``, at the
-GAN's states (``lshgan_knn_detection``, beside ``lshgan_redraw``: the same states with the
-default decoder's fresh draws).
+GAN's states (``lshgan_knn_detection``, beside ``lshgan_redraw``: the same states and
+random draws through the default decoder, the paired reference; it equals ``lshgan`` when
+generation ran in one batch).
 
     python scripts/decoder_ceiling.py --datasets yan pollen --val-seeds 1 2 3 --gan \\
         --out reports/validation/decoder_ceiling.json
