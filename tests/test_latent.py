@@ -297,7 +297,7 @@ def test_decoder_ceiling_script_decodes_the_training_states(data):
     assert out.shape == (len(rows), data.n_vars) and list(out.var_names) == list(data.var_names)
     assert np.array_equal(out.X, again.X) and (out.X == 0).any() and (out.X >= 0).all()
     assert model._decoder.n_groups == len(model.cell_types)  # decoded with the type offsets
-    # the ablations draw what "decoded" draws: swapping both parts back gives "decoded"
+    # the ablations draw what "decoded" draws, each with one part swapped for the real cells' own
     real = data.X[rows]
     real = real.toarray() if hasattr(real, "toarray") else np.asarray(real)
     parts = script.decoder_ablations(model, rows, real, data.obs.iloc[rows], 0, target_sum=1e4)
@@ -309,8 +309,12 @@ def test_decoder_ceiling_script_decodes_the_training_states(data):
     assert ("counts" in parts) == model.has_counts
     # a local zero pattern, at the training states and at a trained GAN's states
     full = (np.asarray(data.X.toarray() if hasattr(data.X, "toarray") else data.X) > 0).astype(np.float32)
-    local = script.knn_detection_cells(model, torch.as_tensor(model._real[rows]), None, full, 5, 0, True)
+    codes = torch.as_tensor(model._codes[rows].astype(np.int64))
+    local = script.knn_detection_cells(model, torch.as_tensor(model._real[rows]), codes, full, 5, 0, True)
     assert local.shape == out.shape and (local >= 0).all() and (local == 0).any()
+    # the same draws as "decoded": a gene the decoder detects at a level keeps that level
+    kept = (local > 0) & (out.X > 0)
+    assert kept.any() and np.allclose(local[kept], out.X[kept])
     model.train(epochs=1, progress=False, seed=0)
     types = list(data.obs["cell_type"].astype(str).iloc[rows])
     cells, states, groups = script.generated_states(model, types, seed=3)
