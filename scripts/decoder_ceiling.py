@@ -68,6 +68,21 @@ def decode_fit_states(model: lshgan.LSHGAN, rows: np.ndarray, obs: pd.DataFrame,
     return ad.AnnData(X=X, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(model.var_names)))
 
 
+def hurdle_draws(model: lshgan.LSHGAN, states: torch.Tensor, groups, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random draws of the model's hurdle decoder at ``states`` with ``seed``, in the
+    order of ``HurdleDecoder.forward`` (so ``u < p`` and ``level`` are what it samples):
+    detection probabilities ``p``, their uniforms ``u`` and the floored levels."""
+    dec = model._decoder
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        p = torch.sigmoid(dec.detection_logits(states, groups))
+        u = torch.rand_like(p)
+        level = torch.maximum(dec.mean_level(states, groups) + dec.sigma * torch.randn_like(p),
+                              dec.floor)
+    return p.numpy(), u.numpy(), level.numpy()
+
+
 def decoder_ablations(model: lshgan.LSHGAN, rows: np.ndarray, real, obs: pd.DataFrame,
                       seed: int, target_sum: float | None) -> dict[str, ad.AnnData]:
     """The ``--ablations`` sets of training cells ``rows`` (``real``: their ``.X``): the
@@ -76,15 +91,10 @@ def decoder_ablations(model: lshgan.LSHGAN, rows: np.ndarray, real, obs: pd.Data
     count decoder, also its counts normalised and logged."""
     if model._decoder is None:
         model._build(seed, torch.device("cpu"))
-    dec = model._decoder
     states = torch.as_tensor(model._real[rows])
-    groups = torch.as_tensor(model._codes[rows].astype(np.int64)) if dec.n_groups > 1 else None
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the draws of HurdleDecoder.forward, in its order
-        p = torch.sigmoid(dec.detection_logits(states, groups))
-        detected = (torch.rand_like(p) < p).numpy()
-        level = torch.maximum(dec.mean_level(states, groups) + dec.sigma * torch.randn_like(p),
-                              dec.floor).numpy()
+    groups = torch.as_tensor(model._codes[rows].astype(np.int64)) if model._decoder.n_groups > 1 else None
+    p, u, level = hurdle_draws(model, states, groups, seed)
+    detected = u < p
     X = real.toarray() if hasattr(real, "toarray") else np.asarray(real, dtype=np.float32)
     var = pd.DataFrame(index=pd.Index(model.var_names))
     sets = {"real_zeros": np.where(X > 0, level, 0.0),
@@ -129,16 +139,10 @@ def knn_detection_cells(model: lshgan.LSHGAN, states: torch.Tensor, groups, dete
     shrunk towards the decoder's logistic with a weight of 2 cells."""
     from sklearn.neighbors import NearestNeighbors
 
-    dec = model._decoder
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        p = torch.sigmoid(dec.detection_logits(states, groups))
-        u = torch.rand_like(p).numpy()
-        level = torch.maximum(dec.mean_level(states, groups) + dec.sigma * torch.randn_like(p),
-                              dec.floor).numpy()
+    p, u, level = hurdle_draws(model, states, groups, seed)
     extra = int(leave_out_self)
     _, idx = NearestNeighbors(n_neighbors=k + extra).fit(model._real).kneighbors(states.numpy())
-    local = (detected[idx[:, extra:]].sum(axis=1) + 2.0 * p.numpy()) / (k + 2.0)
+    local = (detected[idx[:, extra:]].sum(axis=1) + 2.0 * p) / (k + 2.0)
     return np.where(u < local, level, 0.0).astype(np.float32)
 
 
@@ -169,6 +173,9 @@ def main(argv=None) -> int:
             types = val.obs["cell_type"].astype(str).to_numpy()
             fit_types = fit.obs["cell_type"].astype(str).to_numpy()
             print(f"{path.stem} validation split {vs}: fit {fit.shape}, validation {val.shape}", flush=True)
+            if args.knn_detection:  # the fit cells' non-zero pattern, once per split
+                detected = ((fit.X.toarray() if hasattr(fit.X, "toarray") else np.asarray(fit.X)) > 0
+                            ).astype(np.float32)
             for seed in args.seeds:
                 rng = np.random.default_rng(seed)
                 pick = np.array([rng.choice(np.flatnonzero(fit_types == t)) for t in types])
@@ -184,8 +191,6 @@ def main(argv=None) -> int:
                 if args.gan:
                     sets["lshgan"], states, groups = generated_states(model, list(types), seed)
                 if args.knn_detection:
-                    X = fit.X.toarray() if hasattr(fit.X, "toarray") else np.asarray(fit.X)
-                    detected = (X > 0).astype(np.float32)
                     fit_groups = (torch.as_tensor(model._codes[pick].astype(np.int64))
                                   if model._decoder.n_groups > 1 else None)
                     runs = [("knn_detection", torch.as_tensor(model._real[pick]), fit_groups, True)]
