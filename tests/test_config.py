@@ -86,6 +86,10 @@ def test_flags_not_given_keep_the_defaults_and_given_ones_win_over_the_preset():
     assert (train.lr_g, train.lr_d, model.conditional) == (1e-2, 5e-3, False)
     assert config.runtime({"device": "cpu", "threads": 2, "k": 3}) == ("cpu", 2)
     assert config.runtime({}) == ("auto", 0)
+    # local detection: the flag and the params.yaml key say the same; not given: the model's rule
+    off = through_cli("--detection-neighbors", "0")
+    assert off == config.train_configs({"detection_neighbors": 0}) and off[0].detection_neighbors == 0
+    assert through_cli()[0].detection_neighbors is None
 
 
 @pytest.mark.parametrize("values, words", [

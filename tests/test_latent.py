@@ -8,7 +8,7 @@ import torch
 from lshgan import LSHGAN
 from lshgan.datasets import synthetic_log_expression
 from lshgan.errors import ParameterError
-from lshgan.model import ModelConfig, default_n_latent
+from lshgan.model import LOCAL_DETECTION_MIN_CELLS, ModelConfig, default_detection_neighbors, default_n_latent
 from lshgan.module.decoder import HurdleDecoder
 
 
@@ -99,6 +99,80 @@ def test_hurdle_decoder_state_without_offsets_still_loads(data):
     np.testing.assert_array_equal(first, out)
     typed = HurdleDecoder(L.shape[1], X.shape[1], n_groups=3)
     assert HurdleDecoder.from_state_dict(typed.state_dict()).n_groups == 3
+
+
+def test_local_detection_is_the_neighbours_share_shrunk_to_the_logistic(data):
+    """fit_neighbors: each gene's detection probability is (detected among the K nearest
+    training states + 2 p) / (K + 2), the neighbours found as scikit-learn finds them, from
+    dense or sparse cells; saved and loaded with the decoder; an old decoder loads off."""
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.asarray(data.X)
+    L = _latent(X)
+    dec = HurdleDecoder(L.shape[1], X.shape[1]).fit(L, X, steps=20)
+    q = torch.as_tensor(L[:25] + 0.05)
+    with torch.no_grad():
+        p = torch.sigmoid(dec.detection_logits(q)).numpy()
+    assert dec.neighbors == 0
+    np.testing.assert_allclose(dec.detection_probability(q).detach().numpy(), p, rtol=1e-6)
+    dense = dec.fit_neighbors(L, X, 7).detection_probability(q).detach().numpy()
+    assert dec.neighbors == 7 and dec.ref_detected.dtype == torch.uint8
+    _, idx = NearestNeighbors(n_neighbors=7).fit(L).kneighbors(q.numpy())
+    np.testing.assert_allclose(dense, ((X[idx] > 0).sum(1) + 2 * p) / 9, atol=1e-6)
+    sparse = dec.fit_neighbors(L, sp.csr_matrix(X), 7).detection_probability(q).detach().numpy()
+    np.testing.assert_array_equal(dense, sparse)
+    # the sampled cells follow the local pattern: a gene none of the neighbours detects is
+    # rarer than the logistic alone would have it
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cells = dec(q.repeat(40, 1)).numpy()
+    never = np.tile((X[idx] > 0).sum(1) == 0, (40, 1)) & (np.tile(p, (40, 1)) > 0.3)
+    assert never.any() and (cells[never] > 0).mean() < 0.7 * np.tile(p, (40, 1))[never].mean()
+    back = HurdleDecoder.from_state_dict(dec.state_dict())
+    assert back.neighbors == 7
+    np.testing.assert_array_equal(back.detection_probability(q).detach().numpy(), sparse)
+    old = {k: v for k, v in dec.state_dict().items() if not k.startswith("ref_")}
+    assert HurdleDecoder.from_state_dict(old).neighbors == 0
+    assert dec.fit_neighbors(L, X, 0).neighbors == 0  # off again
+    with pytest.raises(ValueError, match="neighbours"):
+        dec.fit_neighbors(L[:5], X[:5], 5)
+    # at most max_cells reference cells, in blocks of queries: the same neighbours
+    few = HurdleDecoder(L.shape[1], X.shape[1]).fit(L, X, steps=1).fit_neighbors(L, X, 3, max_cells=50)
+    assert few.ref_states.shape[0] == 50 and few.nearest_references(q).shape == (25, 3)
+
+
+def test_local_detection_default_follows_the_number_of_training_cells(data, tmp_path, caplog):
+    """detection_neighbors=None: 10 from LOCAL_DETECTION_MIN_CELLS training cells, off
+    below; a value given wins, saved with the model; a model saved before it loads off."""
+    import json
+
+    assert default_detection_neighbors(LOCAL_DETECTION_MIN_CELLS - 1) == 0
+    assert default_detection_neighbors(LOCAL_DETECTION_MIN_CELLS) == 10
+    assert ModelConfig().detection_neighbors is None  # resolved by the model
+    with caplog.at_level("INFO", logger="lshgan"):
+        assert LSHGAN(data, label_key="cell_type").config.detection_neighbors == 0
+    assert f"local detection off ({data.n_obs} training cells" in caplog.text
+    with pytest.raises(ParameterError, match="detection_neighbors must be >= 0"):
+        LSHGAN(data, detection_neighbors=-1)
+    model = LSHGAN(data, label_key="cell_type", detection_neighbors=5, n_latent=4,
+                   g_hidden=(16,), d_hidden=(16,))
+    model.train(epochs=1, progress=False)
+    assert model._decoder.neighbors == 5 and model._decoder.ref_states.shape == (data.n_obs, 4)
+    path = model.save(tmp_path / "m")
+    back = LSHGAN.load(path)
+    assert back.config.detection_neighbors == 5 and back._decoder.neighbors == 5
+    np.testing.assert_array_equal(back.generate(20, seed=1).X, model.generate(20, seed=1).X)
+    # a model saved before the option (no setting, no reference cells) generates as before
+    meta = json.loads((path / "config.json").read_text())
+    del meta["model"]["detection_neighbors"]
+    (path / "config.json").write_text(json.dumps(meta))
+    state = torch.load(path / "generator.pt")
+    state["decoder"] = {k: v for k, v in state["decoder"].items() if not k.startswith("ref_")}
+    torch.save(state, path / "generator.pt")
+    old = LSHGAN.load(path)
+    assert old.config.detection_neighbors == 0 and old._decoder.neighbors == 0
+    model._decoder.fit_neighbors(model._real, data.X, 0)
+    np.testing.assert_array_equal(old.generate(20, seed=1).X, model.generate(20, seed=1).X)
 
 
 @pytest.fixture(scope="module")
