@@ -135,7 +135,7 @@ def test_local_detection_is_the_neighbours_share_shrunk_to_the_logistic(data):
     assert HurdleDecoder.from_state_dict(old).neighbors == 0
     assert dec.fit_neighbors(L, X, 0).neighbors == 0  # off again
     with pytest.raises(ValueError, match="neighbours"):
-        dec.fit_neighbors(L[:5], X[:5], 5)
+        dec.fit_neighbors(L[:5], X[:5], 6)
     # at most max_cells reference cells, in blocks of queries: the same neighbours
     few = HurdleDecoder(L.shape[1], X.shape[1]).fit(L, X, steps=1).fit_neighbors(L, X, 3, max_cells=50)
     assert few.ref_states.shape[0] == 50 and few.nearest_references(q).shape == (25, 3)

@@ -222,8 +222,8 @@ class HurdleDecoder(nn.Module):
         """
         k = int(k)
         n, n_genes = X.shape
-        if k < 0 or k >= n:
-            raise ValueError(f"k={k} neighbours for {n} reference cells")
+        if k < 0 or k > min(n, max_cells):
+            raise ValueError(f"k={k} neighbours for {min(n, max_cells)} reference cells")
         if k == 0:
             self._init_neighbors(self.detect.in_features, n_genes, n_ref=0)
             return self
