@@ -152,6 +152,13 @@ def test_local_detection_default_follows_the_number_of_training_cells(data, tmp_
     with caplog.at_level("INFO", logger="lshgan"):
         assert LSHGAN(data, label_key="cell_type").config.detection_neighbors == 0
     assert f"local detection off ({data.n_obs} training cells" in caplog.text
+    import anndata as ad
+
+    rows = np.arange(LOCAL_DETECTION_MIN_CELLS) % data.n_obs
+    many = ad.AnnData(np.asarray(data.X)[rows], var=data.var,
+                      obs=data.obs.iloc[rows].set_axis([f"c{i}" for i in range(len(rows))]))
+    assert LSHGAN(many, label_key="cell_type").config.detection_neighbors == 10
+    assert LSHGAN(many, space="genes").config.detection_neighbors == 0  # no decoder there
     with pytest.raises(ParameterError, match="detection_neighbors must be >= 0"):
         LSHGAN(data, detection_neighbors=-1)
     model = LSHGAN(data, label_key="cell_type", detection_neighbors=5, n_latent=4,

@@ -284,8 +284,9 @@ class LSHGAN:
         if auto and config.space == "latent":
             log.info(f"{' and '.join(auto)} {'on' if on else 'off'} (data kind "
                      f"{kind or 'not recorded'}; the default: on for UMI counts only)")
-        if config.detection_neighbors is None:
-            config.detection_neighbors = default_detection_neighbors(adata.n_obs)
+        if config.detection_neighbors is None:  # only the latent model's decoder has it
+            config.detection_neighbors = (default_detection_neighbors(adata.n_obs)
+                                          if config.space == "latent" else 0)
             if config.space == "latent":
                 how = (f"from the {config.detection_neighbors} nearest training cells"
                        if config.detection_neighbors else "off")
