@@ -60,8 +60,9 @@ DEFAULT_VARIANTS = ["lshgan", "plain"]
 SCVI = "scvi"
 
 #: Summary columns: mean and sd over seeds.
-SUMMARY = ("rf_auc", "dcr", "dcr_pca", "knn_auc", "precision", "recall", "coverage", "substate_coverage",
-           "marker_lfc_corr", "marker_top50_overlap", "objective", "train_seconds")
+SUMMARY = ("rf_auc", "dcr", "dcr_pca", "authenticity_pca", "authenticity_pca_test", "knn_auc",
+           "precision", "recall", "coverage", "substate_coverage", "marker_lfc_corr",
+           "marker_top50_overlap", "objective", "train_seconds")
 GROUNDGAN = "rf_auc_groundgan"
 
 # Done-when checks of issue 12 (LSH-GAN against the references, per dataset, seed means).

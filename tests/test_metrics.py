@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from lshgan import stratified_split
 from lshgan.errors import GeneMismatchError, OutputExistsError, ParameterError
-from lshgan.metrics import (METRIC_KEYS, dcr, dcr_ratio, evaluate, evaluate_generators,
+from lshgan.metrics import (METRIC_KEYS, authenticity, dcr, dcr_ratio, evaluate, evaluate_generators,
                             gene_statistics, nearest_distances, pairwise_distances, rf_auc,
                             wasserstein)
 from lshgan.references import REFERENCES, CopyGenerator, GaussianGenerator
@@ -69,6 +69,38 @@ def test_state_dcr_sees_copied_states_under_gene_noise():
     assert dcr(copies, train, test, space="pca")["ratio"] < 1e-6
     with pytest.raises(ParameterError, match="space"):
         dcr(copies, train, test, space="latent")
+
+
+def test_authenticity_tells_copied_states_from_concentrated_ones():
+    """A generator that concentrates its cells in the dense centre of the data lowers the
+    state DCR as copying does; authenticity (judged against the training cells' local
+    spacing) stays at the unseen cells' share for the concentrated cells and is 0 for
+    copies, also under state noise far below the spacing."""
+    rng = np.random.default_rng(0)
+    loadings = rng.normal(0, 1, (4, 200))
+
+    def cells(states):
+        X = states @ loadings + rng.normal(0, 0.3, (len(states), 200))
+        return ad.AnnData(X=X.astype(np.float32), var=pd.DataFrame(index=[f"g{i}" for i in range(200)]))
+
+    train_states = rng.normal(0, 1, (300, 4))
+    train, test = cells(train_states), cells(rng.normal(0, 1, (100, 4)))
+    noisy_copies = cells(train_states[:100] + rng.normal(0, 0.05, (100, 4)))
+    concentrated = cells(rng.normal(0, 0.5, (100, 4)))
+    fresh = cells(rng.normal(0, 1, (100, 4)))
+    state_dcr = {name: dcr(g, train, test, space="pca", n_pcs=4)["ratio"]
+                 for name, g in (("copies", noisy_copies), ("concentrated", concentrated))}
+    assert state_dcr["copies"] < 0.5 and state_dcr["concentrated"] < 0.8  # DCR: both low
+    share = {name: authenticity(g, train, test, n_pcs=4)
+             for name, g in (("copies", noisy_copies), ("concentrated", concentrated),
+                             ("fresh", fresh))}
+    reference = share["fresh"]["test"]
+    assert 0.3 < reference < 0.7
+    assert share["copies"]["generated"] < 0.05
+    assert abs(share["concentrated"]["generated"] - reference) < 0.15
+    assert abs(share["fresh"]["generated"] - reference) < 0.15
+    exact = ad.AnnData(X=train.X[:50].copy(), var=train.var.copy())
+    assert authenticity(exact, train, test)["generated"] == 0.0
 
 
 def test_state_dcr_reuses_the_candidate_search_pca(synthetic_adata, monkeypatch):

@@ -376,8 +376,9 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
 
 # ---------------------------------------------------------------------------- evaluate
 #: Generator metrics copied into the DVC metrics file (the full evaluation keeps them all).
-SUMMARY_METRICS = ("rf_auc", "dcr", "dcr_pca", "wasserstein_genes", "wasserstein_pca", "mean_corr",
-                   "var_corr", "dropout_corr", "recall", "coverage", "substate_coverage",
+SUMMARY_METRICS = ("rf_auc", "dcr", "dcr_pca", "authenticity_pca", "authenticity_pca_test",
+                   "wasserstein_genes", "wasserstein_pca", "mean_corr", "var_corr",
+                   "dropout_corr", "recall", "coverage", "substate_coverage",
                    "marker_top50_overlap")
 
 

@@ -10,7 +10,8 @@ training cells, and always with complementary views:
   (:func:`gene_statistics`)?
 * *novelty* -- are the generated cells new, or copies of training cells
   (:func:`dcr_ratio`: 0 = copies, about 1 = as far from the training cells as fresh real
-  cells are)?
+  cells are)?  On the cell states: :func:`dcr` with ``space="pca"``, and
+  :func:`authenticity`, which tells copies from cells in dense regions.
 * *diversity* -- do the generated cells cover the real ones' states, or collapse onto the
   typical cells of each type (:func:`prdc`: recall and coverage;
   :func:`substate_coverage`: sub-states of each type reached)?
@@ -47,7 +48,7 @@ from .classifier import CLASSIFIERS, classifier_aucs, groundgan_protocol, knn_au
 from .counts import COUNT_KEYS, count_metrics, count_statistics, with_count_metrics
 from .coverage import (knn_radii, n_substates, prdc, prdc_scores, substate_coverage,
                        substate_scores, substates)
-from .distance import (_dense_blocks, _distance_blocks, dcr, dcr_ratio, earth_movers, mmd,
+from .distance import (_dense_blocks, _distance_blocks, authenticity, dcr, dcr_ratio, earth_movers, mmd,
                        mmd_rbf, nearest_distances, pairwise_distances, wasserstein)
 from .genes import _gene_moments, _pearson, gene_statistics
 from .markers import marker_preservation, type_log_fold_changes
@@ -57,7 +58,7 @@ from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, r
 
 __all__ = [
     "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
-    "align_genes", "classifier_aucs", "count_metrics", "count_statistics", "dcr",
+    "align_genes", "authenticity", "classifier_aucs", "count_metrics", "count_statistics", "dcr",
     "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
     "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
     "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",

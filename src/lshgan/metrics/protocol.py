@@ -12,15 +12,16 @@ from ..errors import ParameterError
 from ..references import REFERENCES
 from .classifier import classifier_aucs, groundgan_protocol
 from .coverage import prdc_scores, substate_scores
-from .distance import NearestTraining, dcr, earth_movers, mmd_rbf, wasserstein
+from .distance import NearestTraining, authenticity, dcr, earth_movers, mmd_rbf, wasserstein
 from .genes import gene_statistics
 from .markers import marker_scores
 from .space import align_genes, generated_types, pooled_pca, real_types, subsample_rows
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
 METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserstein_pca",
-               "mmd", "dcr", "dcr_median_generated", "dcr_median_test", "dcr_pca", "mean_corr",
-               "var_corr", "dropout_corr", "precision", "recall", "density", "coverage",
+               "mmd", "dcr", "dcr_median_generated", "dcr_median_test", "dcr_pca",
+               "authenticity_pca", "authenticity_pca_test", "mean_corr", "var_corr",
+               "dropout_corr", "precision", "recall", "density", "coverage",
                "substate_coverage", "substate_mass", "marker_lfc_corr",
                "marker_top50_overlap", "n_generated", "n_test")
 
@@ -52,7 +53,11 @@ def evaluate(
     PCA and folds), Wasserstein-1 in genes and in the pooled PCA space, RBF MMD
     (:func:`mmd_rbf`), per-gene statistics.  Novelty: :func:`dcr` in gene space (``dcr``)
     and on the training cells' top principal components (``dcr_pca``, the novelty of the
-    cell states, which per-gene noise cannot fake).  Diversity, in the pooled
+    cell states, which per-gene noise cannot fake), and there the share of *authentic*
+    cells (:func:`authenticity`: farther from their nearest training cell than that cell is
+    from its own nearest neighbour), for the generated cells (``authenticity_pca``) and for
+    the real test cells (``authenticity_pca_test``, the reference): a low state DCR with an
+    authenticity near the test cells' is concentration, not copying.  Diversity, in the pooled
     PCA space: precision / recall / density / coverage (:func:`prdc`), per-type sub-state
     coverage (:func:`substate_coverage`).  Cell-type identity: marker preservation
     (:func:`marker_preservation`).  One PCA of the pooled test and generated cells serves
@@ -86,7 +91,8 @@ def evaluate(
     -------
     dict with the keys of :data:`METRIC_KEYS` (``rf_auc``, ``rf_auc_std``, ``knn_auc``,
     ``wasserstein_genes``, ``wasserstein_pca``, ``mmd``, ``dcr``, ``dcr_median_generated``,
-    ``dcr_median_test``, ``dcr_pca``, ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
+    ``dcr_median_test``, ``dcr_pca``, ``authenticity_pca``, ``authenticity_pca_test``,
+    ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
     ``recall``, ``density``, ``coverage``, ``substate_coverage``, ``substate_mass``,
     ``marker_lfc_corr``, ``marker_top50_overlap``, ``n_generated``, ``n_test``), then the
     keys of the requested ``protocols`` (:data:`PROTOCOL_KEYS`); plain Python numbers,
@@ -116,6 +122,7 @@ def evaluate(
         train_index = NearestTraining(train.X, seed=seed)
     novelty = dcr(generated, train, test, seed=seed, index=train_index)
     state_novelty = dcr(generated, train, test, seed=seed, index=train_index, space="pca")
+    authentic = authenticity(generated, train, test, seed=seed, index=train_index)
     stats = gene_statistics(test, generated)
     # the pooled-PCA metrics on at most POOLED_MAX_CELLS cells per side (seeded subsample)
     test_p, gen_p = (subsample_rows(a, POOLED_MAX_CELLS, seed + i) for i, a in enumerate((test, generated)))
@@ -137,6 +144,8 @@ def evaluate(
         "dcr_median_generated": novelty["median_generated"],
         "dcr_median_test": novelty["median_test"],
         "dcr_pca": state_novelty["ratio"],
+        "authenticity_pca": authentic["generated"],
+        "authenticity_pca_test": authentic["test"],
         "mean_corr": stats["mean_corr"],
         "var_corr": stats["var_corr"],
         "dropout_corr": stats["dropout_corr"],
