@@ -181,6 +181,31 @@ def test_count_model_generates_integer_counts_beside_log_values(count_model, cou
         count_model._counts = plain
 
 
+def test_generated_counts_are_kept_batch_by_batch_without_a_dense_copy(count_model):
+    """Counts are stored per generation batch (CSR when sparse); the layer is the same
+    whether the batches were kept sparse, dense or mixed, and matches the totals."""
+    from lshgan.model import _CountBlocks
+
+    rng = np.random.default_rng(0)
+    sparse_block = np.where(rng.random((5, 8)) < 0.1, 3.0, 0.0).astype(np.float32)
+    dense_block = rng.integers(1, 4, (3, 8)).astype(np.float32)
+    for blocks, expect_sparse in (([sparse_block, sparse_block], True),
+                                  ([sparse_block, dense_block, dense_block], False)):
+        store, start = _CountBlocks(sum(len(b) for b in blocks)), 0
+        for b in blocks:
+            store.add(start, b, np.full(len(b), 100.0))
+            start += len(b)
+        M = store.matrix()
+        assert sp.issparse(M) == expect_sparse and M.dtype == np.float32
+        np.testing.assert_array_equal(_dense(M), np.vstack(blocks))
+        np.testing.assert_array_equal(store.totals, np.vstack(blocks).sum(1))
+        np.testing.assert_array_equal(store.detected, (np.vstack(blocks) > 0).sum(1))
+    cells = count_model.generate(120, seed=1, batch_size=32)
+    dense = _dense(cells.layers["counts"])
+    np.testing.assert_allclose(cells.obs["n_counts"], dense.sum(1))
+    np.testing.assert_array_equal(cells.obs["n_genes"], (dense > 0).sum(1))
+
+
 def test_count_model_saves_and_loads_its_counts(count_model, tmp_path):
     path = count_model.save(tmp_path / "m")
     assert json.loads((path / "config.json").read_text())["counts"]["n_groups"] == 3

@@ -241,6 +241,44 @@ def _dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
 
+#: share of non-zero counts under which generated counts are stored as CSR
+COUNTS_CSR_DENSITY = 0.3
+
+
+class _CountBlocks:
+    """Generated counts, batch by batch: sparse batches are kept as CSR at once, so the
+    counts of many cells never sit in memory as one dense matrix beside ``.X`` (100,000
+    cells x 2000 genes: 763 MiB dense); :meth:`matrix` is CSR when under
+    :data:`COUNTS_CSR_DENSITY` of all entries are non-zero, dense otherwise."""
+
+    def __init__(self, n_cells: int) -> None:
+        self.blocks: list = []
+        self.totals = np.empty(n_cells)
+        self.detected = np.empty(n_cells, np.int64)
+        self.library = np.empty(n_cells)
+
+    def add(self, start: int, counts: np.ndarray, library: np.ndarray) -> None:
+        rows = slice(start, start + len(counts))
+        nonzero = counts > 0
+        self.detected[rows] = nonzero.sum(axis=1)
+        self.totals[rows] = counts.sum(axis=1, dtype=np.float64)
+        self.library[rows] = library
+        sparse = nonzero.sum() < COUNTS_CSR_DENSITY * counts.size
+        self.blocks.append(sp.csr_matrix(counts) if sparse else counts)
+
+    def matrix(self):
+        n_genes = self.blocks[0].shape[1]
+        if self.detected.sum() < COUNTS_CSR_DENSITY * len(self.detected) * n_genes:
+            return sp.vstack([sp.csr_matrix(b) for b in self.blocks], format="csr",
+                             dtype=np.float32)
+        out = np.empty((len(self.detected), n_genes), np.float32)
+        start = 0
+        for b in self.blocks:
+            out[start:start + b.shape[0]] = b.toarray() if sp.issparse(b) else b
+            start += b.shape[0]
+        return out
+
+
 class LSHGAN:
     """LSH-GAN for single-cell expression (Lall, Ray & Bandyopadhyay 2022).
 
@@ -592,8 +630,7 @@ class LSHGAN:
         X = np.empty((n_cells, len(self.var_names)), dtype=np.float32)  # filled batch by batch
         count_dec = self._counts if self._decoder is not None else None
         if count_dec is not None:  # counts: their own NumPy stream, .X stays as without them
-            counts = np.empty_like(X)
-            library = np.empty(n_cells)
+            counts = _CountBlocks(n_cells)
             rng = np.random.default_rng([int(seed), 0xC0C0])
         was_training = G.training
         G.eval()
@@ -610,8 +647,8 @@ class LSHGAN:
                     z = self._inputs.sample(stop - start, yy, generator=gen).to(device)
                     x = G(z, yy)
                     if count_dec is not None:
-                        counts[start:stop], library[start:stop] = count_dec.sample(
-                            x.cpu().numpy(), None if yy is None else yy.cpu().numpy(), rng)
+                        counts.add(start, *count_dec.sample(
+                            x.cpu().numpy(), None if yy is None else yy.cpu().numpy(), rng))
                     if decoder is not None:
                         x = decoder(x, yy)
                     X[start:stop] = x.cpu().numpy()
@@ -627,12 +664,10 @@ class LSHGAN:
                            index=[f"synthetic_{i}" for i in range(n_cells)])
         cells = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names)))
         if count_dec is not None:
-            nnz = (counts > 0).sum(axis=1)
-            cells.obs["n_counts"] = counts.sum(axis=1, dtype=np.float64)
-            cells.obs["n_genes"] = nnz.astype(np.int64)
-            cells.obs["library_size"] = library
-            cells.layers["counts"] = (sp.csr_matrix(counts) if nnz.sum() < 0.3 * counts.size
-                                      else counts)
+            cells.obs["n_counts"] = counts.totals
+            cells.obs["n_genes"] = counts.detected
+            cells.obs["library_size"] = counts.library
+            cells.layers["counts"] = counts.matrix()
         return cells
 
     def _labels_for(self, n: int, cell_type, gen: torch.Generator) -> torch.Tensor | None:

@@ -296,6 +296,9 @@ class HurdleDecoder(nn.Module):
 ZI_MIN_EXCESS = 0.05
 #: ``zi_logit`` of the genes without zero inflation (``pi = 1e-13``; the mask makes it 0).
 _NO_ZI = -30.0
+#: entries per block of :meth:`CountDecoder.sample`'s float64 gamma-Poisson draws (8 MiB
+#: per temporary array, whatever the generation batch)
+SAMPLE_ENTRIES = 2**20
 
 
 class _Entries(NamedTuple):
@@ -570,13 +573,18 @@ class CountDecoder(nn.Module):
         lib = self.library(latent, groups, rng)
         with torch.no_grad():
             eta = self.log_rate(torch.as_tensor(latent, dtype=torch.float32),
-                                torch.as_tensor(groups)).double().numpy()
+                                torch.as_tensor(groups)).numpy()
             theta = self.log_theta.exp().double().numpy()
             pi = torch.sigmoid(self.zi_logit).double().numpy() * self.zi_mask.numpy()
-        mu = lib[:, None] * np.exp(np.minimum(eta, 30.0))
-        # the gamma-Poisson mixture is the negative binomial with mean mu, inverse dispersion theta
-        rate = rng.gamma(np.broadcast_to(theta, mu.shape), mu / theta)
-        counts = rng.poisson(np.minimum(rate, 1e12)).astype(np.float32)
-        if pi.any():
-            counts[rng.random(counts.shape) < pi] = 0.0
+        counts = np.empty(eta.shape, np.float32)
+        step = max(1, SAMPLE_ENTRIES // max(1, eta.shape[1]))  # float64 work in small blocks
+        for start in range(0, len(eta), step):
+            rows = slice(start, start + step)
+            mu = lib[rows, None] * np.exp(np.minimum(eta[rows].astype(np.float64), 30.0))
+            # the gamma-Poisson mixture is the negative binomial with mean mu, inverse
+            # dispersion theta
+            rate = rng.gamma(np.broadcast_to(theta, mu.shape), mu / theta)
+            counts[rows] = rng.poisson(np.minimum(rate, 1e12))
+            if pi.any():
+                counts[rows][rng.random(mu.shape) < pi] = 0.0
         return counts, lib
