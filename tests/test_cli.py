@@ -80,6 +80,9 @@ def test_yan_preprocess_split_train_generate_evaluate(tmp_path, shared_data_file
     assert (plots / "umap.png").stat().st_size > 10_000
     assert (plots / "diversity.png").stat().st_size > 10_000
     assert "lshgan" in out and "copy" in out
+    assert "info: evaluated lshgan (1 of 4)" in err and "evaluated real-vs-real (4 of 4)" in err
+    assert m["references"]["copy"]["authenticity_pca"] == 0.0  # copies: not authentic
+    assert 0 < m["lshgan"]["authenticity_pca_test"] < 1
 
 
 def test_generate_refuses_unknown_type(tmp_path, lshgan):

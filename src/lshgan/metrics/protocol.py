@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Sequence
 
 import anndata as ad
@@ -16,6 +18,8 @@ from .distance import NearestTraining, authenticity, dcr, earth_movers, mmd_rbf,
 from .genes import gene_statistics
 from .markers import marker_scores
 from .space import align_genes, generated_types, pooled_pca, real_types, subsample_rows
+
+log = logging.getLogger(__name__)
 
 #: Keys of :func:`evaluate`'s result, in the order of :func:`evaluate_generators`' columns.
 METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserstein_pca",
@@ -293,9 +297,13 @@ def evaluate_generators(
     # one nearest-training-cell search (and one test-split DCR median) for every generator
     options["train_index"] = NearestTraining(align_genes(train, test.var_names, "train").X,
                                              seed=seed)
-    rows = {name: {**evaluate(adata, train=train, test=test, **options),
-                   "reference": is_ref[name]}
-            for name, adata in sets.items()}
+    rows = {}
+    for i, (name, adata) in enumerate(sets.items(), 1):  # progress: a line per generator
+        t = time.perf_counter()
+        rows[name] = {**evaluate(adata, train=train, test=test, **options),
+                      "reference": is_ref[name]}
+        log.info("evaluated %s (%d of %d): %d cells against %d test cells, %.0f s", name, i,
+                 len(sets), adata.n_obs, test.n_obs, time.perf_counter() - t)
     columns = [*METRIC_KEYS, *(PROTOCOL_KEYS[p] for p in protocols), "reference"]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     table.index.name = "generator"
