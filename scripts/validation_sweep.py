@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import lshgan
-from lshgan.metrics import dcr_ratio, pooled_pca, rf_auc
+from lshgan.metrics import authenticity, dcr, dcr_ratio, pooled_pca, rf_auc
 from lshgan.module.training import TrainConfig
 from lshgan.references import REFERENCES
 
@@ -75,7 +75,11 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
 def score(gen, val, fit, seed: int) -> dict:
     auc = rf_auc(val, gen, seed=seed, n_estimators=200)["mean"]
     zr, zg = pooled_pca(val.X, gen.X, n_pcs=30, seed=seed)
-    return {"rf_auc": auc, "dcr": dcr_ratio(gen, fit, val), **prdc(zr, zg)}
+    authentic = authenticity(gen, fit, val, seed=seed)
+    return {"rf_auc": auc, "dcr": dcr_ratio(gen, fit, val),
+            "dcr_pca": dcr(gen, fit, val, seed=seed, space="pca")["ratio"],
+            "authenticity_pca": authentic["generated"],
+            "authenticity_pca_test": authentic["test"], **prdc(zr, zg)}
 
 
 def preprocess_config(name: str, n_top_genes: int | None = 2000) -> lshgan.PreprocessConfig:
