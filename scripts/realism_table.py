@@ -196,7 +196,8 @@ def _get(summ: pd.DataFrame, gen: str, col: str) -> float:
 def headline(results: dict, groundgan: bool) -> list[str]:
     with_scvi = any(SCVI in res["summary"] for res in results.values())
     head = ["dataset", "seeds", "cells x genes", "LSH-GAN RF-AUC / DCR", "LSH-GAN DCR states",
-            "LSH-GAN authentic states (test cells)", "plain GAN", *(["scVI"] if with_scvi else []), "copy", "gaussian",
+            "LSH-GAN authentic states (test cells)", "plain GAN",
+            *(["scVI"] if with_scvi else []), "copy", "gaussian",
             "real-vs-real RF-AUC", "LSH-GAN recall (real)", "sub-state coverage (real)",
             "marker top-50 overlap (real)"]
     if groundgan:
@@ -248,7 +249,8 @@ def detail(name: str, res: dict, groundgan: bool) -> list[str]:
           f"{pp['min_cells_frac']:.3g}, then {N_TOP_GENES} highly variable); "
           f"{res['n_train']} train / {res['n_test']} test cells.", ""]
     head = ["generator", "RF-AUC", "k-NN AUC", "DCR", "DCR states", "authentic states",
-            "precision", "recall", "coverage", "sub-state coverage", "marker LFC r", "marker top-50", "objective", "train s"]
+            "precision", "recall", "coverage", "sub-state coverage", "marker LFC r",
+            "marker top-50", "objective", "train s"]
     if groundgan:
         head.insert(3, "GRouNdGAN RF-AUC")
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -28,6 +28,7 @@ import torch
 
 import lshgan
 from lshgan.metrics import authenticity, dcr, dcr_ratio, pooled_pca, rf_auc
+from lshgan.metrics.distance import NearestTraining
 from lshgan.module.training import TrainConfig
 from lshgan.references import REFERENCES
 
@@ -75,9 +76,10 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
 def score(gen, val, fit, seed: int) -> dict:
     auc = rf_auc(val, gen, seed=seed, n_estimators=200)["mean"]
     zr, zg = pooled_pca(val.X, gen.X, n_pcs=30, seed=seed)
-    authentic = authenticity(gen, fit, val, seed=seed)
+    index = NearestTraining(fit.X, seed=seed)  # one state PCA for both state metrics
+    authentic = authenticity(gen, fit, val, seed=seed, index=index)
     return {"rf_auc": auc, "dcr": dcr_ratio(gen, fit, val),
-            "dcr_pca": dcr(gen, fit, val, seed=seed, space="pca")["ratio"],
+            "dcr_pca": dcr(gen, fit, val, seed=seed, index=index, space="pca")["ratio"],
             "authenticity_pca": authentic["generated"],
             "authenticity_pca_test": authentic["test"], **prdc(zr, zg)}
 

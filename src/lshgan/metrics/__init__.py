@@ -48,8 +48,9 @@ from .classifier import CLASSIFIERS, classifier_aucs, groundgan_protocol, knn_au
 from .counts import COUNT_KEYS, count_metrics, count_statistics, with_count_metrics
 from .coverage import (knn_radii, n_substates, prdc, prdc_scores, substate_coverage,
                        substate_scores, substates)
-from .distance import (_dense_blocks, _distance_blocks, authenticity, dcr, dcr_ratio, earth_movers, mmd,
-                       mmd_rbf, nearest_distances, pairwise_distances, wasserstein)
+from .distance import (_dense_blocks, _distance_blocks, authenticity, dcr, dcr_ratio,
+                       earth_movers, mmd, mmd_rbf, nearest_distances, pairwise_distances,
+                       wasserstein)
 from .genes import _gene_moments, _pearson, gene_statistics
 from .markers import marker_preservation, type_log_fold_changes
 from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evaluate_generators,
@@ -58,8 +59,8 @@ from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, r
 
 __all__ = [
     "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
-    "align_genes", "authenticity", "classifier_aucs", "count_metrics", "count_statistics", "dcr",
-    "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
+    "align_genes", "authenticity", "classifier_aucs", "count_metrics", "count_statistics",
+    "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
     "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
     "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",
     "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real", "rf_auc",

@@ -125,6 +125,7 @@ class NearestTraining:
         self.candidates = train_X.shape[0] * train_X.shape[1] > CANDIDATE_SEARCH_LIMIT
         self._cache: dict = {}
         self._state_spaces: dict = {}
+        self._state_trees: dict = {}
         if self.candidates:
             from ..pca import fit_pca, project
 
@@ -183,11 +184,10 @@ class NearestTraining:
         from ..pca import project
 
         mean, comps, Z = self._state_space(n_pcs)
-        key = ("tree", n_pcs)
-        if key not in self._state_spaces:
+        if n_pcs not in self._state_trees:  # each training cell's own nearest-neighbour distance
             tree = NearestNeighbors(n_neighbors=2).fit(Z)
-            self._state_spaces[key] = (tree, tree.kneighbors(Z, 2)[0][:, 1])
-        tree, spacing = self._state_spaces[key]
+            self._state_trees[n_pcs] = (tree, tree.kneighbors(Z, 2)[0][:, 1])
+        tree, spacing = self._state_trees[n_pcs]
         dist, idx = tree.kneighbors(project(query, mean, comps), 1)
         return dist[:, 0] > spacing[idx[:, 0]]
 
