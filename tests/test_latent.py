@@ -319,6 +319,44 @@ def test_anchor_residual_generator_starts_at_its_anchor(data):
     np.testing.assert_allclose(out.numpy(), z[:, 8:15].numpy(), atol=1e-6)
 
 
+def test_local_anchor_noise_is_in_units_of_each_anchors_spacing(data, tmp_path):
+    """``anchor_noise_local``: an anchor's jitter has sd ``anchor_noise`` x its distance to
+    the nearest training cell of its type in the latent state (per coordinate)."""
+    model = LSHGAN(data, label_key="cell_type", n_latent=6, anchor_noise=1.0,
+                   anchor_noise_local=True)
+    model._build(0, torch.device("cpu"))
+    inputs, sub, codes, state = model._inputs, model.subsample_, model._codes, model._real
+    assert inputs.anchor_scale.shape == (len(sub),)
+    for i in range(0, len(sub), 7):
+        same = np.flatnonzero((codes == codes[sub[i]]) & (np.arange(len(codes)) != sub[i]))
+        nearest = np.linalg.norm(state[same] - state[sub[i]], axis=1).min()
+        assert inputs.anchor_scale[i] == pytest.approx(nearest / np.sqrt(state.shape[1]), rel=1e-4)
+    # the jitter of each anchor follows its own scale: the tightest and the loosest anchor
+    tight, loose = int(inputs.anchor_scale.argmin()), int(inputs.anchor_scale.argmax())
+    assert inputs.anchor_scale[loose] > 2 * inputs.anchor_scale[tight]
+    for i in (tight, loose):
+        inputs._anchor_index = lambda n, y, gen, i=i: torch.full((n,), i, dtype=torch.long)
+        z = inputs.sample(4000, generator=torch.Generator().manual_seed(1))
+        sd = float((z[:, model.config.noise_dim:] - inputs.anchors[i]).std())
+        assert sd == pytest.approx(float(inputs.anchor_scale[i]), rel=0.05)
+    del inputs._anchor_index
+    # saved with the model: the reloaded one draws the same cells
+    model.train(epochs=1, progress=False)
+    model.save(tmp_path / "m")
+    back = LSHGAN.load(tmp_path / "m")
+    assert back.config.anchor_noise_local
+    torch.testing.assert_close(back._inputs.anchor_scale, inputs.anchor_scale)
+    np.testing.assert_array_equal(model.generate(20, seed=2).X, back.generate(20, seed=2).X)
+
+
+def test_anchor_spacing_of_a_type_alone_is_the_median_of_the_others():
+    from lshgan.model import anchor_spacing
+
+    space = np.array([[0.0], [1.0], [5.0], [7.0], [10.0]])
+    out = anchor_spacing(space, np.array([0, 2, 4]), np.array([0, 0, 1, 1, 2]))
+    np.testing.assert_allclose(out, [1.0, 2.0, 1.5])  # type 2 has no other cell
+
+
 def test_free_generator_ignores_the_anchor_in_its_output(data):
     model = LSHGAN(data, label_key="cell_type", anchor_residual=False, n_latent=6, anchor_dim=4)
     G, _ = model._build(0, torch.device("cpu"))

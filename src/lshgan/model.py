@@ -119,7 +119,11 @@ class ModelConfig:
     ``anchor_residual`` (``input_mode="lsh"``, ``space="latent"``): the generator writes a
     displacement from its anchor's own cell state instead of a free cell state, so every
     generated cell starts next to an LSH-subsample cell (the anchor is a local prior the
-    generator cannot ignore).
+    generator cannot ignore).  ``anchor_noise``: the sd of the Gaussian jitter added to
+    every anchor (whitened coordinates); with ``anchor_noise_local`` in units of each
+    anchor's own spacing (:func:`anchor_spacing`: its distance to the nearest training cell
+    of its type in the latent state, per coordinate), so sparse regions get more jitter and
+    tight ones less.
     ``type_offsets`` (``space="latent"``, conditional): the hurdle decoder adds a per-type
     offset to each gene's detection and level (:class:`~lshgan.module.decoder.HurdleDecoder`).
     ``detection_state`` (``space="latent"``): the cell state gets one more coordinate, the
@@ -143,6 +147,7 @@ class ModelConfig:
     noise_dim: int = 64
     anchor_dim: int = 32
     anchor_noise: float = 0.1
+    anchor_noise_local: bool = False
     g_hidden: tuple[int, ...] = (256, 256)
     d_hidden: tuple[int, ...] = (256, 256)
     batch_norm: bool = True
@@ -228,6 +233,30 @@ def _cell_state(X, rows: np.ndarray) -> np.ndarray:
     state = np.column_stack([_detected_genes(X), total])
     state = (state - state.mean(0)) / (state.std(0) + 1e-6)
     return state[rows]
+
+
+def anchor_spacing(space: np.ndarray, anchors: np.ndarray,
+                   codes: np.ndarray | None) -> np.ndarray:
+    """Each anchor's distance to its nearest other training cell of its cell type in
+    ``space``, per coordinate (divided by the square root of the dimension): the scale of
+    the data around it.  An anchor alone in its type gets the median of the others (1 when
+    none has a neighbour)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    groups = np.zeros(space.shape[0], dtype=np.int64) if codes is None else np.asarray(codes)
+    anchors = np.asarray(anchors)
+    out = np.full(len(anchors), np.nan)
+    for g in np.unique(groups[anchors]):
+        members = np.flatnonzero(groups == g)
+        mine = np.flatnonzero(groups[anchors] == g)
+        if len(members) < 2:
+            continue
+        dist, _ = NearestNeighbors(n_neighbors=2).fit(space[members]).kneighbors(
+            space[anchors[mine]])
+        out[mine] = dist[:, 1]  # the first is the anchor itself
+    out /= np.sqrt(space.shape[1])
+    fill = np.nanmedian(out) if np.isfinite(out).any() else 1.0
+    return np.where(np.isfinite(out), out, fill).astype(np.float32)
 
 
 def _detection_rate(X) -> np.ndarray:
@@ -415,6 +444,7 @@ class LSHGAN:
             if cfg.detection_state:
                 state = np.hstack([state, _detection_rate(X)])
             state = np.ascontiguousarray(state)
+        scale = None
         if cfg.input_mode == "lsh":
             # an anchor's first coordinates are its own latent state (the residual's base)
             n_anchor = max(cfg.anchor_dim, cfg.n_latent) if self._residual else cfg.anchor_dim
@@ -423,6 +453,9 @@ class LSHGAN:
                 parts = [state[self.subsample_], coords[self.subsample_, cfg.n_latent:n_anchor]]
             anchors = torch.as_tensor(np.hstack([*parts, _cell_state(X, self.subsample_)]),
                                       dtype=torch.float32)
+            if cfg.anchor_noise_local:
+                scale = torch.as_tensor(anchor_spacing(
+                    state if state is not None else coords[:, :n_anchor], self.subsample_, codes))
         elif cfg.input_mode == "paper":
             anchors = torch.as_tensor(_dense(X[self.subsample_]), dtype=torch.float32)
         else:
@@ -430,7 +463,7 @@ class LSHGAN:
         labels = None if codes is None or anchors is None else torch.as_tensor(codes[self.subsample_])
         self._inputs = GeneratorInput(cfg.input_mode, noise_dim=cfg.noise_dim, anchors=anchors,
                                       anchor_labels=labels, n_train=X.shape[0],
-                                      anchor_noise=cfg.anchor_noise)
+                                      anchor_noise=cfg.anchor_noise, anchor_scale=scale)
         torch.manual_seed(seed)
         if cfg.space == "latent":
             self._real = state
@@ -728,6 +761,8 @@ class LSHGAN:
                 state["anchors"] = self._inputs.anchors.cpu()
             if self._inputs.anchor_labels is not None:
                 state["anchor_labels"] = self._inputs.anchor_labels.cpu()
+            if self._inputs.anchor_scale is not None:
+                state["anchor_scale"] = self._inputs.anchor_scale.cpu()
             torch.save(state, tmp / WEIGHTS_FILE)
             counts = (np.bincount(self._codes, minlength=len(self.cell_types)).tolist()
                       if self._codes is not None else [])
@@ -817,7 +852,8 @@ class LSHGAN:
         self._inputs = GeneratorInput(self.config.input_mode, noise_dim=self.config.noise_dim,
                                       anchors=anchors, anchor_labels=labels,
                                       n_train=self._n_train or 0,
-                                      anchor_noise=self.config.anchor_noise)
+                                      anchor_noise=self.config.anchor_noise,
+                                      anchor_scale=state.get("anchor_scale"))
         self._decoder = None
         self._counts = None  # models saved before the count decoder generate no counts
         try:

@@ -47,7 +47,7 @@ class GeneratorInput:
 
     def __init__(self, mode: str, *, noise_dim: int = 64, anchors: torch.Tensor | None = None,
                  anchor_labels: torch.Tensor | None = None, n_train: int = 0,
-                 anchor_noise: float = 0.1):
+                 anchor_noise: float = 0.1, anchor_scale: torch.Tensor | None = None):
         if mode not in INPUT_MODES:
             raise ValueError(f"input mode must be one of {INPUT_MODES}, got {mode!r}")
         if mode != "plain" and (anchors is None or anchors.shape[0] == 0):
@@ -58,6 +58,9 @@ class GeneratorInput:
         self.anchor_labels = anchor_labels
         self.n_train = int(n_train)
         self.anchor_noise = float(anchor_noise)
+        if anchor_scale is not None and (anchors is None or anchor_scale.shape != anchors.shape[:1]):
+            raise ValueError("anchor_scale must hold one value per anchor")
+        self.anchor_scale = anchor_scale
         if anchor_labels is not None:
             self._by_label = {int(c): torch.nonzero(anchor_labels == c).squeeze(1)
                               for c in torch.unique(anchor_labels)}
@@ -73,6 +76,8 @@ class GeneratorInput:
     def to(self, device) -> "GeneratorInput":
         if self.anchors is not None:
             self.anchors = self.anchors.to(device)
+        if self.anchor_scale is not None:
+            self.anchor_scale = self.anchor_scale.to(device)
         return self
 
     def _anchor_index(self, n: int, y: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
@@ -100,6 +105,8 @@ class GeneratorInput:
             idx = self._anchor_index(n, y, gen)
             a = self.anchors[idx.to(device)]
             jitter = self.anchor_noise * torch.randn(a.shape, generator=gen).to(device)
+            if self.anchor_scale is not None:  # in units of each anchor's own spacing
+                jitter = jitter * self.anchor_scale[idx.to(device), None]
             z = torch.randn(n, self.noise_dim, generator=gen).to(device)
             return torch.cat([z, a + jitter], dim=1)
         # paper: mixture of subsample rows and U(-1, 1) rows of gene dimension
