@@ -12,7 +12,13 @@ with :class:`lshgan.ModelConfig` / :class:`TrainConfig` fields (e.g.
         --variants default residual --seeds 0 --out reports/validation/sweep.json
 
 Writes one JSON row per (dataset, variant, seed) as it goes, so a long sweep can be read
-while it runs.
+while it runs.  ``--compare default`` then pairs every variant with the baseline on the same
+draws (:func:`lshgan.validation.paired_differences`: mean difference with its 95% interval)
+and writes ``<out>_compare.md`` and ``<out>_compare.png`` beside the JSON; without
+``--datasets`` it only summarises the rows already there:
+
+    python scripts/validation_sweep.py --compare default \
+        --out reports/validation/anchor_noise_authenticity.json
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ def preprocess_config(name: str, n_top_genes: int | None = 2000) -> lshgan.Prepr
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--datasets", nargs="+", default=[],
+                   help="names in ../shared/data or .h5ad paths (none: only --compare)")
     p.add_argument("--variants", nargs="+", default=["default"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--references", action="store_true", help="also score copy and gaussian")
@@ -102,7 +109,11 @@ def main(argv=None) -> int:
                    help="seed of the fit/validation split of the training cells (another split: "
                         "another draw of the validation noise)")
     p.add_argument("--out", required=True)
+    p.add_argument("--compare", metavar="BASELINE",
+                   help="pair each variant with this one on the same draws and summarise")
     args = p.parse_args(argv)
+    if not args.datasets and not args.compare:
+        p.error("give --datasets to run, --compare to summarise, or both")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +158,54 @@ def main(argv=None) -> int:
                 print(json.dumps(r), flush=True)
                 out.write_text(json.dumps(rows, indent=1))
         out.write_text(json.dumps(rows, indent=1))
+    if args.compare:
+        if not rows:
+            p.error(f"{out}: no rows to compare")
+        compare(rows, args.compare, out)
     return 0
+
+
+METRIC_NAMES = {"rf_auc": "RF-AUC (lower is better)",
+                "authenticity_pca": "authenticity (validation cells' share is the target)"}
+
+
+def compare(rows: list[dict], baseline: str, out: Path) -> None:
+    """Paired differences against ``baseline``: printed, ``<out>_compare.md`` and ``.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lshgan.validation import PAIR_KEYS, paired_differences
+
+    table = paired_differences(rows, baseline, tuple(METRIC_NAMES))
+    lines = [f"# Variants against `{baseline}` ({out.name})", "",
+             f"Pairs: the same {', '.join(PAIR_KEYS)}; difference = variant - {baseline}, "
+             "mean over the pairs with its 95% Student-t interval.", "",
+             "| variant | metric | pairs (datasets) | " + baseline + " | variant | difference "
+             "[95% interval] | pairs lower |", "|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.variant} | {r.metric} | {r.n} ({r.datasets}) | {r.baseline:.3f} | "
+                     f"{r.value:.3f} | {r.diff:+.3f} [{r.low:+.3f}, {r.high:+.3f}] | "
+                     f"{r.n_lower} of {r.n} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    stem = out.with_suffix("")
+    Path(f"{stem}_compare.md").write_text(text)
+    fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(5 * len(METRIC_NAMES), 0.6 + 0.5 * max(
+        1, table["variant"].nunique())), squeeze=False)
+    for ax, metric in zip(axes[0], METRIC_NAMES):
+        part = table[table["metric"] == metric].reset_index(drop=True)
+        y = np.arange(len(part))
+        ax.errorbar(part["diff"], y, xerr=[part["diff"] - part["low"], part["high"] - part["diff"]],
+                    fmt="o", color="black", capsize=3)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(y, [f"{v} (n={n})" for v, n in zip(part["variant"], part["n"])])
+        ax.set_xlabel(f"difference from {baseline}")
+        ax.set_title(METRIC_NAMES[metric], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{stem}_compare.png", dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

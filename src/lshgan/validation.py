@@ -25,6 +25,7 @@ from .errors import ParameterError
 
 if TYPE_CHECKING:
     import anndata as ad
+    import pandas as pd
 
 
 @dataclass
@@ -72,3 +73,54 @@ class ValidationSplit:
                      seed=self.seed, n_jobs=torch.get_num_threads())
         dcr = dcr_ratio(generated, self.fit, self.val)
         return {"objective": objective(auc["mean"], dcr), "rf_auc": auc["mean"], "dcr": dcr}
+
+
+#: what pairs two validation rows: the same data, split, training seed and measuring run
+PAIR_KEYS = ("dataset", "val_seed", "seed", "measured")
+
+
+def paired_differences(rows: list[dict], baseline: str = "default",
+                       metrics: tuple[str, ...] = ("rf_auc", "authenticity_pca"),
+                       *, confidence: float = 0.95) -> "pd.DataFrame":
+    """Each variant against ``baseline`` on the draws both were measured on.
+
+    ``rows``: one dict per (dataset, variant, draw), as ``scripts/validation_sweep.py``
+    writes them (keys ``variant``, the metrics and those of :data:`PAIR_KEYS`; a missing
+    key counts as one value).  Two rows pair when every key of :data:`PAIR_KEYS` agrees, so
+    that one validation split's noise (RF-AUC moves by up to 0.1 between splits of a few
+    hundred cells) cancels.  Returns one row per (variant, metric): ``n`` pairs,
+    ``baseline`` and ``variant`` means, ``diff`` (variant minus baseline), a Student-t
+    ``confidence`` interval of the mean difference (``low``, ``high``; NaN with one pair),
+    ``n_lower`` (pairs where the variant is lower) and ``datasets``.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    if not 0 < confidence < 1:
+        raise ParameterError(f"confidence must be in (0, 1), got {confidence}")
+    key = lambda r: tuple(r.get(k) for k in PAIR_KEYS)  # noqa: E731
+    base = {key(r): r for r in rows if r.get("variant") == baseline}
+    if not base:
+        raise ParameterError(f"no rows of the baseline variant {baseline!r}")
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows if r.get("variant") != baseline):
+        pairs = [(base[key(r)], r) for r in rows
+                 if r.get("variant") == variant and key(r) in base]
+        for metric in metrics:
+            ok = [(b[metric], v[metric]) for b, v in pairs
+                  if b.get(metric) is not None and v.get(metric) is not None]
+            if not ok:
+                continue
+            b, v = np.array(ok, dtype=float).T
+            d = v - b
+            n = len(d)
+            half = (stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)
+                    if n > 1 else np.nan)
+            out.append({"variant": variant, "metric": metric, "n": n,
+                        "baseline": b.mean(), "value": v.mean(), "diff": d.mean(),
+                        "low": d.mean() - half, "high": d.mean() + half,
+                        "n_lower": int((d < 0).sum()),
+                        "datasets": len({p[0]["dataset"] for p in pairs})})
+    return pd.DataFrame(out, columns=["variant", "metric", "n", "baseline", "value", "diff",
+                                      "low", "high", "n_lower", "datasets"])
