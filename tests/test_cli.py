@@ -96,3 +96,30 @@ def test_generate_refuses_unknown_type(tmp_path, lshgan):
                           "-o", tmp_path / "g.h5ad")
     assert code == 2 and "unknown cell_type 'neuron'; known types: type0, type1" in err
     assert not (tmp_path / "g.h5ad").exists()
+    # an .h5ad is never written under another format's name
+    code, _, err = lshgan("generate", tmp_path / "m", "-n", "5", "-o", tmp_path / "g.csv")
+    assert code == 2 and "g.csv: this output is written as .h5ad; name it *.h5ad" in err
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_matrix_file_with_a_cell_type_table_and_genes_as_rows(tmp_path, lshgan):
+    """A GEO-style genes x cells table plus a cell annotation table: --transpose --obs."""
+    import numpy as np
+    import pandas as pd
+
+    from lshgan.datasets import synthetic_log_expression
+
+    a = synthetic_log_expression(60, 30, 2, seed=0)
+    counts = np.rint(np.expm1(np.asarray(a.X)) * 3)
+    cells = [f"cell{i}" for i in range(a.n_obs)]
+    pd.DataFrame(counts.T, index=list(a.var_names), columns=cells).to_csv(tmp_path / "gxc.csv")
+    pd.DataFrame({"cell_type": list(a.obs["cell_type"].astype(str))},
+                 index=cells).to_csv(tmp_path / "types.csv")
+    code, _, err = lshgan("preprocess", tmp_path / "gxc.csv", "--transpose", "--obs",
+                          tmp_path / "types.csv", "--label-key", "cell_type", "-o", tmp_path / "pp.h5ad")
+    assert code == 0, err
+    import anndata as ad
+
+    pp = ad.read_h5ad(tmp_path / "pp.h5ad")
+    assert pp.n_obs == 60 and set(pp.var_names) <= set(a.var_names)
+    assert list(pp.obs["cell_type"].astype(str)) == list(a.obs["cell_type"].astype(str))

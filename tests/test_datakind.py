@@ -184,6 +184,20 @@ def test_data_kind_override():
     assert PreprocessConfig(data_kind="auto").data_kind is None and "umi_counts" in KINDS
 
 
+def test_a_given_kind_that_changes_the_transform_warns():
+    """Forcing counts on log values logs them twice (and the reverse skips the log): a
+    warning, not an info line; overrides between count kinds only change thresholds."""
+    logged = synthetic_log_expression(60, 30, 2, seed=1)
+    with pytest.warns(DataWarning, match="'umi_counts' given, but the data look like "
+                                         "log_normalized.*normalised and log-transformed"):
+        preprocess(logged, PreprocessConfig(data_kind="umi_counts"))
+    with pytest.warns(DataWarning, match="'log_normalized' given, but the data look like umi_counts"):
+        preprocess(_umi(), PreprocessConfig(data_kind="log_normalized"))
+    _, fit, caught = _preprocess_quietly(_umi(), PreprocessConfig(data_kind="read_counts", min_count=1))
+    assert fit.report["data_kind_source"] == "given"
+    assert not [w for w in caught if "given, but" in str(w.message)]
+
+
 def test_log_normalized_values_pass_through_and_layers_give_the_counts():
     a = synthetic_log_expression(60, 30, 2, seed=1)
     out, fit, _ = _preprocess_quietly(a)

@@ -359,8 +359,8 @@ def test_train_parameters_out_of_range(tmp_path, cli, args, words):
 
 
 OTHER_PARAMETERS = [
-    (["generate", "{model}", "-n", "0", "-o", "{out}"], ["n_cells must be >= 1"]),
-    (["generate", "{model}", "-n", "-3", "-o", "{out}"], ["n_cells must be >= 1"]),
+    (["generate", "{model}", "-n", "0", "-o", "{out}"], ["--n-cells", "must be at least 1, got 0"]),
+    (["generate", "{model}", "-n", "-3", "-o", "{out}"], ["--n-cells", "must be at least 1, got -3"]),
     (["generate", "{model}", "-n", "3", "--cell-type", "neuron", "-o", "{out}"],
      ["unknown cell_type 'neuron'", "type0, type1"]),
     (["generate", "{tmp}/no-model", "-n", "3", "-o", "{out}"], ["not a saved lshgan model"]),

@@ -44,6 +44,11 @@ def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
                    help="what the values are (default auto: detected from the values)")
     g.add_argument("--layer", default=None,
                    help="read the values from this layer of the .h5ad instead of .X (e.g. counts)")
+    g.add_argument("--transpose", action="store_true",
+                   help="the text or .mtx file is genes x cells (R and GEO tables, a bare 10x matrix.mtx)")
+    g.add_argument("--obs", default=None, metavar="TABLE",
+                   help="a .csv/.tsv of cell annotations joined into .obs (first column: cell "
+                        "names), e.g. the cell types of a matrix file: --obs types.csv --label-key cell_type")
     g.add_argument("--log-base", type=float, default=None,
                    help="base of already log-normalised input (default e, as scanpy's and Seurat's "
                         "log1p; e.g. 2 or 10); rescaled to log2(1+x)")
@@ -74,7 +79,8 @@ def _preprocess_config(args):
              if getattr(args, name) is not None}
     make = PreprocessConfig.paper if args.paper_preprocessing else PreprocessConfig
     return make(**given, target_sum=args.target_sum, n_top_genes=args.n_top_genes,
-                data_kind=args.data_kind, layer=args.layer, log_base=args.log_base)
+                data_kind=args.data_kind, layer=args.layer, log_base=args.log_base,
+                transpose=args.transpose, obs=args.obs)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -177,6 +183,16 @@ def _batch_size(text: str):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or {FULL_BATCH!r}, got {text!r}") from None
+
+
+def _cell_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of cells, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -300,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate cells from a saved model")
     p.add_argument("model", help="model folder written by `lshgan train`")
-    p.add_argument("-n", "--n-cells", type=int, required=True)
+    p.add_argument("-n", "--n-cells", type=_cell_count, required=True)
     p.add_argument("--cell-type", default=None, help="generate only this cell type (conditional models)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layer", choices=["log", "normalized", "counts"], default=None,

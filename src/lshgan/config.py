@@ -151,8 +151,17 @@ def preprocess_config(values: Mapping[str, Any], *, what: str = "preprocess"):
     section of ``params.yaml``); unknown keys raise :class:`~lshgan.errors.ParameterError`."""
     from .preprocess import PreprocessConfig
 
-    valid = {f.name for f in fields(PreprocessConfig)}
+    valid = {f.name for f in fields(PreprocessConfig)} - set(READ_OPTIONS)
+    read = sorted(set(values) & set(READ_OPTIONS))
+    if read:  # the pipeline's preprocess stage reads the ingested .h5ad, never the source file
+        raise ParameterError(f"{what}: {', '.join(read)} say how a matrix file is read: the pipeline "
+                             "reads dataset.source in its ingest stage; pass --transpose / --obs "
+                             "FILE to stages/ingest.py in dvc.yaml (and list FILE under its deps)")
     unknown = sorted(set(values) - valid)
     if unknown:
         raise ParameterError(f"{what}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     return _build(PreprocessConfig, dict(values), what)
+
+
+#: fields of PreprocessConfig that say how a file is read (``lshgan preprocess`` / ``run``)
+READ_OPTIONS = ("transpose", "obs")

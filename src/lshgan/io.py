@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +24,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import DataWarning, InputDataError, OutputBusyError, OutputExistsError
+from .errors import DataWarning, InputDataError, OutputBusyError, OutputExistsError, ParameterError
+
+log = logging.getLogger(__name__)
 
 #: Name accepted wherever a dataset path is expected: scanpy's bundled PBMC 68k subset.
 EMBEDDED_DEFAULT = "pbmc68k_reduced"
@@ -63,6 +67,7 @@ def read_dataset(
     label_key: str | None = None,
     transpose: bool = False,
     layer: str | None = None,
+    obs: str | os.PathLike | None = None,
 ) -> ad.AnnData:
     """Read a cells x genes dataset and check that it is usable.
 
@@ -76,10 +81,23 @@ def read_dataset(
     label_key
         Column of ``.obs`` holding cell types; it must exist.  Labels are stored as strings.
     transpose
-        Text and ``.mtx`` files only: the file is genes x cells.
+        Text and ``.mtx`` files only: the file is genes x cells (as R, GEO tables and a bare
+        10x ``matrix.mtx`` are).  Not given, a file whose gene names look like cell
+        barcodes, or a bare ``.mtx`` (no names to tell), gets a :class:`DataWarning`.
     layer
         Use ``.layers[layer]`` as the matrix (e.g. raw counts beside a scaled ``.X``): it
         replaces ``.X`` before the checks, the layers stay as they are.
+    obs
+        A ``.csv``/``.tsv``/``.txt`` table of cell annotations (e.g. the cell types of a
+        matrix file that has none): first column the cell names, one row per cell; its
+        columns are joined into ``.obs`` (replacing columns of the same name, with a
+        warning) before ``label_key`` is checked.  Every cell needs a row; rows of other
+        cells are ignored (counted in a log line).
+
+    Repeated cell names (e.g. barcodes of several samples) are made unique with
+    :meth:`anndata.AnnData.obs_names_make_unique`, and repeated gene symbols of a 10x
+    folder or ``.h5`` (normal in Cell Ranger output) with ``var_names_make_unique``, as
+    scanpy does; both with a :class:`DataWarning` naming how many.
 
     Returns
     -------
@@ -102,6 +120,13 @@ def read_dataset(
     else:
         adata = _read_file(Path(path), transpose=transpose)
     adata.X = _as_float32_csr(matrix_of(adata, layer, name=name), name)
+    if adata.obs_names.has_duplicates:
+        dup = adata.obs_names[adata.obs_names.duplicated()]
+        warnings.warn(f"{name}: {len(dup)} repeated cell names (e.g. {dup[0]!r}); made unique by "
+                      "appending -1, -2, ... (obs_names_make_unique)", DataWarning, stacklevel=2)
+        adata.obs_names_make_unique()
+    if obs is not None:
+        _join_obs(adata, Path(obs), name)
     if label_key is not None:
         if label_key not in adata.obs.columns:
             cols = ", ".join(map(str, adata.obs.columns)) or "none"
@@ -125,7 +150,9 @@ def matrix_of(adata: ad.AnnData, layer: str | None = None, *, name: str = "data"
         return adata.X
     if layer not in adata.layers:
         have = ", ".join(map(str, adata.layers)) or "none"
-        raise InputDataError(f"{name}: no layer {layer!r} (layers: {have})")
+        hint = ("; .raw is not a layer: write adata.raw.to_adata() to its own .h5ad and read "
+                "that" if layer == "raw" and adata.raw is not None else "")
+        raise InputDataError(f"{name}: no layer {layer!r} (layers: {have}){hint}")
     return adata.layers[layer]
 
 
@@ -138,7 +165,8 @@ def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
     try:
         if path.is_dir():
             if any((path / f).exists() for f in ("matrix.mtx", "matrix.mtx.gz")):
-                return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
+                return _unique_genes(sc.read_10x_mtx(path, var_names="gene_symbols",
+                                                     make_unique=False), path)
             raise InputDataError(f"{path}: folder without matrix.mtx(.gz); not a 10x folder")
         if path.stat().st_size == 0:
             raise InputDataError(f"{path}: file is empty")
@@ -149,12 +177,22 @@ def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
             return sc.read_loom(path)
         if suffixes.endswith(".h5"):
             _check_hdf5_signature(path)
-            return sc.read_10x_h5(path)
+            return _unique_genes(sc.read_10x_h5(path), path)
         if suffixes.endswith(".mtx") or suffixes.endswith(".mtx.gz"):
             adata = sc.read_mtx(path)
+            if not transpose:
+                warnings.warn(f"{path}: a bare .mtx names neither cells nor genes: read as "
+                              f"{adata.n_obs} cells (rows) x {adata.n_vars} genes (columns); 10x "
+                              "writes genes x cells: pass --transpose (transpose=True) if the rows "
+                              "are genes, or read the whole 10x folder", DataWarning, stacklevel=3)
             return adata.T if transpose else adata
         if any(suffixes.endswith(s) for s in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")):
-            return _read_text(path, transpose=transpose)
+            adata = _read_text(path, transpose=transpose)
+            if not transpose and _look_like_barcodes(adata.var_names):
+                warnings.warn(f"{path}: the gene names (header) look like cell barcodes, e.g. "
+                              f"{adata.var_names[0]!r}: if the file is genes x cells, pass "
+                              "--transpose (transpose=True)", DataWarning, stacklevel=3)
+            return adata
     except (InputDataError, MemoryError, KeyboardInterrupt):
         raise
     except ModuleNotFoundError as err:
@@ -170,6 +208,61 @@ def _read_file(path: Path, *, transpose: bool) -> ad.AnnData:
         f"{path}: unknown format {suffixes or '(no extension)'}; "
         "use .h5ad, .loom, .h5, .mtx, a 10x folder, or .csv/.tsv/.txt"
     )
+
+
+def _unique_genes(adata: ad.AnnData, path: Path) -> ad.AnnData:
+    """Repeated gene symbols of 10x output made unique (scanpy's ``var_names_make_unique``)."""
+    if adata.var_names.has_duplicates:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        warnings.warn(f"{path}: {len(dup)} repeated gene symbols (e.g. "
+                      f"{', '.join(map(str, dup[:3]))}); made unique by appending -1, -2, ... "
+                      "(var_names_make_unique)", DataWarning, stacklevel=4)
+        adata.var_names_make_unique()
+    return adata
+
+
+#: a 10x / Drop-seq style cell barcode, optionally with a sample suffix (AAACCTGAGAAGGCCT-1)
+_BARCODE = r"^(?:[A-Za-z0-9]+[_:#.-])?[ACGTN]{10,}(?:[-_.][0-9A-Za-z]+)?$"
+
+
+def _look_like_barcodes(names: pd.Index) -> bool:
+    """Whether most of ``names`` are cell barcodes rather than gene names."""
+    if len(names) == 0:
+        return False
+    sample = pd.Series(names[:1000].astype(str))
+    return bool(sample.str.match(_BARCODE).mean() >= 0.9)
+
+
+def _join_obs(adata: ad.AnnData, path: Path, name: str) -> None:
+    """Join the cell annotation table ``path`` into ``adata.obs`` (see :func:`read_dataset`)."""
+    if not path.is_file():
+        raise InputDataError(f"{path}: cell annotation table not found")
+    sep = "," if ".csv" in path.name.lower() else "\t"
+    try:
+        table = pd.read_csv(path, sep=sep, index_col=0)
+    except Exception as err:  # noqa: BLE001 - whatever the parser raises, the file is at fault
+        raise InputDataError(f"{path}: cannot be read as a cell annotation table "
+                             f"({type(err).__name__}: {str(err).strip()[:200]})") from None
+    table.index = table.index.astype(str).str.strip()
+    if table.shape[1] == 0:
+        raise InputDataError(f"{path}: no annotation columns (the first column holds the cell names)")
+    if table.index.has_duplicates:
+        dup = table.index[table.index.duplicated()].unique()
+        raise InputDataError(f"{path}: {len(dup)} cells with more than one row, e.g. {', '.join(dup[:3])}")
+    missing = adata.obs_names.difference(table.index, sort=False)
+    if len(missing):
+        raise InputDataError(f"{path}: no row for {len(missing)} of the {adata.n_obs} cells of {name}, "
+                             f"e.g. {', '.join(map(str, missing[:3]))} (the first column must hold "
+                             "the cell names)")
+    replaced = [c for c in table.columns if c in adata.obs.columns]
+    if replaced:
+        warnings.warn(f"{path}: replaces the column(s) {', '.join(map(str, replaced))} of {name}",
+                      DataWarning, stacklevel=3)
+    extra = len(table.index) - adata.n_obs
+    if extra:
+        log.info(f"{path}: {extra} rows of cells not in {name} ignored")
+    for col in table.columns:
+        adata.obs[col] = table.loc[adata.obs_names, col].to_numpy()
 
 
 def _check_hdf5_signature(path: Path) -> None:
@@ -275,9 +368,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false."""
+def check_writable(path: str | os.PathLike, *, force: bool = False,
+                   suffix: str | None = None) -> Path:
+    """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false, and
+    :class:`~lshgan.errors.ParameterError` if ``suffix`` is given and ``path`` does not end
+    in it (an ``.h5ad`` written under a ``.csv`` name misleads whoever opens it)."""
     path = Path(path)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise ParameterError(f"{path}: this output is written as {suffix}; name it *{suffix}")
     if path.exists() and not force:
         raise OutputExistsError(f"{path}: already exists; pass --force (force=True) to overwrite")
     return path

@@ -709,8 +709,9 @@ class LSHGAN:
                 raise ParameterError("this model is unconditional: cell_type must be None")
             if cell_type is not None:
                 raise ParameterError(
-                    "this model was trained without cell-type conditioning; "
-                    "retrain with a label_key to generate a requested type"
+                    "this model was trained without cell-type conditioning (unconditional, "
+                    "or no label_key); retrain it conditional, with a label_key, to generate "
+                    "a requested type"
                 )
             return None
         lookup = {c: i for i, c in enumerate(self.cell_types)}

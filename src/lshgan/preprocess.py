@@ -66,6 +66,9 @@ class PreprocessConfig:
     no count threshold for continuous or log-normalised values); given values override.
     ``data_kind``: one of :data:`lshgan.datakind.KINDS` to override the detection.
     ``layer``: read the values from ``adata.layers[layer]`` instead of ``.X``.
+    ``transpose``, ``obs``: how a file is read when a path is preprocessed
+    (:func:`lshgan.read_dataset`: a genes x cells text or ``.mtx`` file; a table of cell
+    annotations, e.g. the cell types of a matrix file).
     ``log_base``: the base of already log-normalised input (``None``: e, what scanpy's and
     Seurat's ``log1p`` use); such values are rescaled to ``log2(1+x)``, the scale every
     other kind ends on, so inverse transforms and the ``normalized`` layer stay right.
@@ -80,6 +83,8 @@ class PreprocessConfig:
     data_kind: str | None = None
     layer: str | None = None
     log_base: float | None = None
+    transpose: bool = False
+    obs: str | None = None
 
     def __post_init__(self) -> None:
         if self.log_base is not None and (float(self.log_base) <= 1 or not np.isfinite(float(self.log_base))):
@@ -256,7 +261,14 @@ def preprocess(
     """
     config = config or PreprocessConfig()
     X = _values(adata, config.layer, name)
-    kind = detect_data_kind(X).with_kind(config.data_kind)
+    detected = detect_data_kind(X)
+    kind = detected.with_kind(config.data_kind)
+    if kind.kind != detected.kind and "log_normalized" in (kind.kind, detected.kind):
+        # the one override that changes the transform: log values logged again, or counts not
+        warnings.warn(f"{name}: data kind {kind.kind!r} given, but {kind.reason}; the values "
+                      "will be " + ("kept as log values" if kind.kind == "log_normalized" else
+                                    "normalised and log-transformed") + ": check --data-kind",
+                      DataWarning, stacklevel=2)
     if kind.min_value < 0:
         raise InputDataError(
             f"{name}: negative values (min {kind.min_value:.3g}): scaled or centred data cannot "

@@ -102,7 +102,7 @@ def user_warnings():
 def read_and_preprocess(source, config: "PreprocessConfig | None" = None, *,
                         label_key: str | None = None, name: str | None = None):
     """``(raw, preprocessed)`` cells of ``source``: a path :func:`lshgan.read_dataset` reads
-    (``config.layer`` names the values to read), or cells already read (AnnData)."""
+    (``config.layer``, ``transpose`` and ``obs`` say how), or cells already read (AnnData)."""
     import anndata as ad
 
     from .io import read_dataset
@@ -113,25 +113,28 @@ def read_and_preprocess(source, config: "PreprocessConfig | None" = None, *,
     if isinstance(source, ad.AnnData):
         raw, name = source, name or "data"
     else:
-        raw = read_dataset(source, label_key=label_key, layer=config.layer)
+        raw = read_dataset(source, label_key=label_key, layer=config.layer,
+                           transpose=config.transpose, obs=config.obs)
     out, _ = run(raw, config, name=str(name or source))
     return raw, out
 
 
-def ingest(source: PathLike, output: PathLike, *, label_key: str | None = None) -> "ad.AnnData":
+def ingest(source: PathLike, output: PathLike, *, label_key: str | None = None,
+           transpose: bool = False, obs: PathLike | None = None) -> "ad.AnnData":
     """Copy a raw dataset into ``output`` (``.h5ad``) after checking that it reads; return it.
 
     ``source``: the embedded ``pbmc68k_reduced``, a file of ``../shared/data/``, or any path
-    :func:`lshgan.read_dataset` reads.  An ``.h5ad`` file is copied byte for byte (raw data
-    stays immutable); other formats are converted.  Overwrites ``output``.
+    :func:`lshgan.read_dataset` reads (``transpose``, ``obs``: see there).  An ``.h5ad``
+    file is copied byte for byte (raw data stays immutable) unless ``obs`` adds annotations;
+    other formats are converted.  Overwrites ``output``.
     """
     import shutil
 
     from .io import atomic_path, output_lock, read_dataset, write_h5ad
 
-    adata = read_dataset(source, label_key=label_key)
+    adata = read_dataset(source, label_key=label_key, transpose=transpose, obs=obs)
     with output_lock(output):
-        if str(source).endswith(".h5ad"):
+        if str(source).endswith(".h5ad") and obs is None:
             with atomic_path(output, force=True) as tmp:
                 shutil.copyfile(source, tmp)
         else:
@@ -144,7 +147,7 @@ def preprocess(input: PathLike, output: PathLike, *, config: "PreprocessConfig |
     """Filter, normalise and log-transform ``input`` into ``output``; ``(raw, preprocessed)``."""
     from .io import check_writable, output_lock, write_h5ad
 
-    check_writable(output, force=force)
+    check_writable(output, force=force, suffix=".h5ad")
     with output_lock(output):
         raw, out = read_and_preprocess(input, config, label_key=label_key)
         write_h5ad(out, output, force=force)
@@ -177,7 +180,7 @@ def split(input: PathLike, train_out: PathLike, test_out: PathLike, *,
     if Path(train_out).absolute() == Path(test_out).absolute():
         raise ParameterError(f"--train and --test are the same file: {train_out}")
     for p in (train_out, test_out):
-        check_writable(p, force=force)
+        check_writable(p, force=force, suffix=".h5ad")
     with output_lock(train_out), output_lock(test_out):
         adata = read_dataset(input, label_key=label_key)
         train_cells, test_cells = stratified_split(adata, test_size=float(test_size),
@@ -359,7 +362,7 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
     from .model import LSHGAN, check_layer, resolve_layer, with_layer
 
     layer = resolve_layer(layer, scale)
-    check_writable(output, force=force)
+    check_writable(output, force=force, suffix=".h5ad")
     with output_lock(output):
         model = LSHGAN.load(model_dir)
         test_cells = None
