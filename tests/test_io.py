@@ -225,3 +225,29 @@ def test_ingest_joins_a_cell_table_and_refuses_read_options_in_the_preprocess_pa
     assert list(ad.read_h5ad(tmp_path / "again.h5ad").obs["cell_type"]) == list("ABAB")
     with pytest.raises(ParameterError, match="preprocess: obs, transpose say how a matrix file is read"):
         preprocess_config({"transpose": True, "obs": "t.csv"})
+
+
+def test_layer_raw_reads_scanpys_raw_with_its_genes(tmp_path):
+    counts = np.arange(1, 25, dtype=np.float32).reshape(4, 6)
+    a = ad.AnnData(X=counts)
+    a.var_names = [f"g{i}" for i in range(6)]
+    a.raw = a.copy()
+    sub = a[:, :3].copy()  # scanpy after HVG selection: .X a subset, .raw every gene
+    sub.X = np.log1p(sub.X)
+    sub.write_h5ad(tmp_path / "d.h5ad")
+    r = read_dataset(tmp_path / "d.h5ad", layer="raw")
+    assert r.shape == (4, 6) and list(r.var_names) == list(a.var_names)
+    np.testing.assert_array_equal(r.X.toarray(), counts)
+    np.testing.assert_array_equal(r.layers["raw"].toarray(), counts)  # for preprocess(layer="raw")
+    from lshgan.io import matrix_of
+
+    with pytest.raises(InputDataError, match=r"\.raw holds 6 genes and \.X 3"):
+        matrix_of(sub, "raw", name="d")
+    np.testing.assert_array_equal(matrix_of(a, "raw").toarray() if sp.issparse(a.raw.X) else
+                                  matrix_of(a, "raw"), counts)
+    with pytest.raises(InputDataError, match="no layer 'counts'"):
+        read_dataset(tmp_path / "d.h5ad", layer="counts")
+    sub.X = sub.X - 1.0  # scaled, as after sc.pp.scale: the error points at .raw
+    sub.write_h5ad(tmp_path / "scaled.h5ad")
+    with pytest.raises(InputDataError, match=r"negative values.*--layer raw reads \.raw \(6 genes\)"):
+        read_dataset(tmp_path / "scaled.h5ad")

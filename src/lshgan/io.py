@@ -86,7 +86,9 @@ def read_dataset(
         barcodes, or a bare ``.mtx`` (no names to tell), gets a :class:`DataWarning`.
     layer
         Use ``.layers[layer]`` as the matrix (e.g. raw counts beside a scaled ``.X``): it
-        replaces ``.X`` before the checks, the layers stay as they are.
+        replaces ``.X`` before the checks, the layers stay as they are.  ``"raw"``, when no
+        layer has that name: ``.raw`` (scanpy's place for the values of every gene), with
+        its genes.
     obs
         A ``.csv``/``.tsv``/``.txt`` table of cell annotations (e.g. the cell types of a
         matrix file that has none): first column the cell names, one row per cell; its
@@ -119,7 +121,13 @@ def read_dataset(
         adata = load_embedded_default()
     else:
         adata = _read_file(Path(path), transpose=transpose)
-    adata.X = _as_float32_csr(matrix_of(adata, layer, name=name), name)
+    from_raw = layer == RAW and RAW not in adata.layers and adata.raw is not None
+    if from_raw:  # scanpy keeps the counts of every gene in .raw, .X often a subset of them
+        log.info(f"{name}: the values of .raw ({adata.raw.n_vars} genes; .X has {adata.n_vars})")
+        adata = adata.raw.to_adata()
+    adata.X = _as_float32_csr(adata.X if from_raw else matrix_of(adata, layer, name=name), name)
+    if from_raw:
+        adata.layers[RAW] = adata.X  # what --layer raw names from here on (one matrix, not two)
     if adata.obs_names.has_duplicates:
         dup = adata.obs_names[adata.obs_names.duplicated()]
         warnings.warn(f"{name}: {len(dup)} repeated cell names (e.g. {dup[0]!r}); made unique by "
@@ -143,16 +151,25 @@ def read_dataset(
     return adata
 
 
+#: the ``layer`` that names ``adata.raw`` when no layer has that name (scanpy's counts of every gene)
+RAW = "raw"
+
+
 def matrix_of(adata: ad.AnnData, layer: str | None = None, *, name: str = "data"):
     """``adata.X``, or ``adata.layers[layer]`` (an :class:`InputDataError` naming the layers
-    there if it is missing)."""
+    there if it is missing); ``layer="raw"`` without such a layer: ``adata.raw.X`` when it
+    has the genes of ``.X``."""
     if layer is None:
         return adata.X
+    if layer == RAW and RAW not in adata.layers and adata.raw is not None:
+        if adata.raw.n_vars == adata.n_vars and (adata.raw.var_names == adata.var_names).all():
+            return adata.raw.X
+        raise InputDataError(f"{name}: .raw holds {adata.raw.n_vars} genes and .X {adata.n_vars}: "
+                             "read the file with lshgan.read_dataset(path, layer='raw'), which "
+                             "takes the genes of .raw")
     if layer not in adata.layers:
         have = ", ".join(map(str, adata.layers)) or "none"
-        hint = ("; .raw is not a layer: write adata.raw.to_adata() to its own .h5ad and read "
-                "that" if layer == "raw" and adata.raw is not None else "")
-        raise InputDataError(f"{name}: no layer {layer!r} (layers: {have}){hint}")
+        raise InputDataError(f"{name}: no layer {layer!r} (layers: {have})")
     return adata.layers[layer]
 
 
@@ -332,6 +349,8 @@ def validate_matrix(adata: ad.AnnData, *, name: str = "data") -> None:
     if data.size and data.min() < 0:
         layers = (f"; read counts or log-normalised values from a layer with --layer NAME "
                   f"(layers here: {', '.join(map(str, adata.layers))})" if len(adata.layers) else "")
+        if adata.raw is not None and RAW not in adata.layers:
+            layers += f"; --layer raw reads .raw ({adata.raw.n_vars} genes)"
         raise InputDataError(
             f"{name}: negative values (min {data.min():.3g}); expected counts or "
             f"non-negative expression (e.g. RPKM/TPM), not scaled or centred data{layers}"
