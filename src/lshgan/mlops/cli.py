@@ -26,7 +26,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import LSHGANError
+from ..errors import LSHGANError, ParameterError
 
 
 class TrackingError(LSHGANError):
@@ -112,7 +112,9 @@ def cmd_sample(args) -> int:
     from ..io import check_writable, output_lock, write_h5ad
     from .augment import sample
 
-    check_writable(args.output, force=args.force)
+    if args.n_cells < 1:  # the flag's name, not the API argument's, as lshgan generate
+        raise ParameterError(f"--n-cells must be at least 1, got {args.n_cells}")
+    check_writable(args.output, force=args.force, suffix=".h5ad")
     with output_lock(args.output):
         cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed,
                        layer=args.layer)
@@ -129,7 +131,7 @@ def cmd_augment(args) -> int:
     from ..io import check_writable, output_lock, read_dataset, write_h5ad
     from .augment import augment
 
-    check_writable(args.output, force=args.force)
+    check_writable(args.output, force=args.force, suffix=".h5ad")
     with output_lock(args.output):
         real = read_dataset(args.input, label_key=args.label_key)
         try:
