@@ -214,6 +214,8 @@ def test_ingest_joins_a_cell_table_and_refuses_read_options_in_the_preprocess_pa
                       columns=[f"c{i}" for i in range(4)])
     df.to_csv(tmp_path / "gxc.csv")
     pd.DataFrame({"cell_type": list("ABAB")}, index=df.columns).to_csv(tmp_path / "t.csv")
+    with pytest.raises(InputDataError, match="names the matrix's genes as cells: .*--transpose"):
+        workflow.ingest(tmp_path / "gxc.csv", tmp_path / "raw.h5ad", obs=tmp_path / "t.csv")
     out = workflow.ingest(tmp_path / "gxc.csv", tmp_path / "raw.h5ad", label_key="cell_type",
                           transpose=True, obs=tmp_path / "t.csv")
     back = ad.read_h5ad(tmp_path / "raw.h5ad")

@@ -297,6 +297,20 @@ def test_a_training_run_records_params_losses_and_metrics(tracking_dir, model_di
     assert exp.artifact_location == (tracking_dir / "mlartifacts").as_uri()
 
 
+def test_params_mlflow_run_logged_first_are_kept_and_ours_go_beside_them(tracking_dir):
+    """``mlflow run -P dataset=path/x.h5ad`` logs the path as ``dataset`` before lshgan logs
+    the dataset's name: the run must not fail (MLflow refuses to change a parameter)."""
+    from mlflow import MlflowClient
+
+    with tracking.start_run("tiny") as run:
+        MlflowClient().log_param(run.info.run_id, "dataset", "/data/tiny.h5ad")
+        MlflowClient().log_param(run.info.run_id, "k", "5")
+        tracking.log_params({"dataset": "tiny", "k": 5, "t": 1})
+    params = MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(run.info.run_id).data.params
+    assert params["dataset"] == "/data/tiny.h5ad" and params["lshgan.dataset"] == "tiny"
+    assert params["k"] == "5" and "lshgan.k" not in params and params["t"] == "1"
+
+
 # ---------------------------------------------------------------------------- augmentation
 def test_allocate_sums_exactly():
     alloc = allocate(7, pd.Series({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}))
@@ -424,10 +438,14 @@ def test_mlflow_run_train_entry_point_logs_a_run(tmp_path):
     subprocess.run([sys.executable, "-c", "from lshgan.mlops import tracking; "
                     "tracking.configure('lshgan-pbmc68k_reduced')"], env=env, check=True, cwd=tmp_path)
     mlflow_cli = Path(sys.executable).with_name("mlflow")
+    # a file path, as users give it (the README's example): MLflow logs it as `dataset`
+    data = tmp_path / "pbmc68k_reduced.h5ad"
+    subprocess.run([sys.executable, "-c", "import lshgan; lshgan.read_dataset('pbmc68k_reduced')"
+                    f".write_h5ad({str(data)!r})"], check=True)
     proc = subprocess.run(
         [str(mlflow_cli), "run", str(project), "--env-manager", "local", "-e", "train",
          "--experiment-name", "lshgan-pbmc68k_reduced",
-         "-P", "dataset=pbmc68k_reduced", "-P", "epochs=2"],
+         "-P", f"dataset={data}", "-P", "epochs=2"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
@@ -435,6 +453,8 @@ def test_mlflow_run_train_entry_point_logs_a_run(tmp_path):
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["epochs"] == "2" and run.data.params["k"] == "5"
+    assert run.data.params["dataset"] == str(data)
+    assert run.data.params["lshgan.dataset"] == "pbmc68k_reduced"
     assert len(run.data.params["dataset_hash"]) == 16
     assert {"objective", "rf_auc", "dcr"} <= set(run.data.metrics)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]

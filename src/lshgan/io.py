@@ -268,9 +268,11 @@ def _join_obs(adata: ad.AnnData, path: Path, name: str) -> None:
         raise InputDataError(f"{path}: {len(dup)} cells with more than one row, e.g. {', '.join(dup[:3])}")
     missing = adata.obs_names.difference(table.index, sort=False)
     if len(missing):
+        flipped = len(missing) == adata.n_obs and adata.var_names.isin(table.index).mean() > 0.5
+        hint = ("; the table names the matrix's genes as cells: is the matrix genes x cells? "
+                "pass --transpose" if flipped else " (the first column must hold the cell names)")
         raise InputDataError(f"{path}: no row for {len(missing)} of the {adata.n_obs} cells of {name}, "
-                             f"e.g. {', '.join(map(str, missing[:3]))} (the first column must hold "
-                             "the cell names)")
+                             f"e.g. {', '.join(map(str, missing[:3]))}{hint}")
     replaced = [c for c in table.columns if c in adata.obs.columns]
     if replaced:
         warnings.warn(f"{path}: replaces the column(s) {', '.join(map(str, replaced))} of {name}",

@@ -252,13 +252,20 @@ def _param_text(value: Any) -> str:
 
 
 def log_params(params: dict[str, Any], run_id: str | None = None) -> None:
-    """Log parameters as text (lists as ``a,b``), in one batch."""
+    """Log parameters as text (lists as ``a,b``), in one batch.
+
+    A key the run already holds with another value (MLflow refuses to change one) is logged
+    as ``lshgan.<key>``: under ``mlflow run -P dataset=path/x.h5ad`` MLflow logs the path as
+    ``dataset`` first, and the run's dataset name goes to ``lshgan.dataset``."""
     from mlflow import MlflowClient
     from mlflow.entities import Param
 
+    client = MlflowClient()
     run_id = run_id or _active_run_id()
-    MlflowClient().log_batch(run_id, params=[Param(k, _param_text(v)[:6000])
-                                             for k, v in params.items()])
+    have = client.get_run(run_id).data.params
+    texts = {k: _param_text(v)[:6000] for k, v in params.items()}
+    client.log_batch(run_id, params=[Param(k if have.get(k, t) == t else f"lshgan.{k}", t)
+                                     for k, t in texts.items()])
 
 
 def epoch_logger(run_id: str | None = None) -> Callable[[int, "History"], None]:
