@@ -372,6 +372,19 @@ def test_sample_from_a_folder(model_dir):
     assert cells.n_obs == 12 and set(cells.obs["cell_type"]) == {"beta"}
 
 
+def test_requests_that_cannot_fit_in_memory_are_refused_before_any_work(model_dir):
+    """A typo such as ``-n 100000000`` (or a huge ratio) is one clear error, not minutes of
+    generation and a machine out of memory."""
+    import psutil
+
+    genes = len(LSHGAN.load(model_dir).var_names)
+    too_many = int(psutil.virtual_memory().total // (4 * genes)) + 1  # more than all the RAM
+    with pytest.raises(ParameterError, match=r"cells x .* genes need about .* GiB.*at most"):
+        sample(model_dir, too_many)
+    with pytest.raises(ParameterError, match=r"augment to 1e\+12 x .* genes: .* at most"):
+        augment(model_dir, tiny_cells(n_cells=20), ratio=1e12)
+
+
 def test_cli_augment_and_sample(model_dir, tmp_path, capsys):
     real_path = tmp_path / "real.h5ad"
     tiny_cells(n_cells=20).write_h5ad(real_path)

@@ -258,6 +258,7 @@ def augment(model: str | os.PathLike | Generator, adata: ad.AnnData, *, ratio: f
         real.uns["lshgan_augment"] = info
         _say(f"augment: {adata.n_obs} cells already >= {ratio:g} x {adata.n_vars} genes; nothing added")
         return real
+    check_fits_in_memory(n_new, adata.n_vars, what=f"augment to {ratio:g} x {adata.n_vars} genes")
     requests = _requests(n_new, real, gen, label_key, seed)
     parts = [gen.generate(chunk) for chunk in chunk_requests(requests)]
     synth = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
@@ -339,6 +340,9 @@ def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str
     """
     n_cells = check_positive_int("n_cells", n_cells)
     gen = _as_generator(model)
+    genes = getattr(gen, "var_names", None)
+    if genes is not None:
+        check_fits_in_memory(n_cells, len(genes))
     request = pd.DataFrame({"n_cells": [n_cells], "cell_type": [cell_type], "seed": [int(seed)]})
     if cell_type is None:
         request = request.drop(columns="cell_type")
@@ -348,6 +352,22 @@ def sample(model: str | os.PathLike | Generator, n_cells: int, *, cell_type: str
     cells = ad.concat(parts, index_unique=None) if len(parts) > 1 else parts[0]
     cells.obs_names = [f"synthetic_{i}" for i in range(cells.n_obs)]
     return cells
+
+
+def check_fits_in_memory(n_cells: int, n_genes: int, *, what: str = "generate") -> None:
+    """Refuse, before any work, a request whose cells cannot fit in memory: ``n_cells x
+    n_genes`` float32 values, twice (the parts and their concatenation), against the
+    memory available now (:func:`psutil.virtual_memory`).  A typo such as ``-n 100000000``
+    is one clear error instead of minutes of requests and a machine out of memory."""
+    import psutil
+
+    need = 2 * 4 * float(n_cells) * n_genes
+    avail = psutil.virtual_memory().available
+    if need > avail:
+        most = int(avail // (2 * 4 * max(n_genes, 1)))
+        raise ParameterError(f"{what}: {n_cells:,} cells x {n_genes:,} genes need about "
+                             f"{need / 2**30:,.0f} GiB as float32, {avail / 2**30:.0f} GiB are "
+                             f"available: ask for at most {most:,} cells at a time")
 
 
 def _as_generator(model) -> Generator:
