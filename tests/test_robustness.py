@@ -733,6 +733,16 @@ def test_scoring_server_hardening(monkeypatch):
         ss._decode_json_input(b"[" * 100_000 + b"]" * 100_000)
     assert info.value.get_http_status_code() == 400
     assert ss._decode_json_input(b'{"a": 1}') == {"a": 1}
+    # a misspelled column (MLflow's schema check would drop it: HTTP 200, the type ignored)
+    for body in (b'{"dataframe_split": {"columns": ["n_cells", "celltype"], "data": [[6, "B"]]}}',
+                 b'{"dataframe_records": [{"n_cells": 6, "celltype": "B"}]}',
+                 b'{"inputs": {"n_cells": [6], "celltype": ["B"]}}'):
+        with pytest.raises(MlflowException, match="unknown request column.* celltype; the columns "
+                                                  "are n_cells, cell_type, seed, encoding, layer") as info:
+            ss._decode_json_input(body)
+        assert info.value.get_http_status_code() == 400
+    ok = b'{"dataframe_split": {"columns": ["n_cells", "cell_type"], "data": [[6, "B"]]}}'
+    assert ss._decode_json_input(ok)["dataframe_split"]["columns"] == ["n_cells", "cell_type"]
 
 
 def test_served_model_binds_loopback_unless_told():

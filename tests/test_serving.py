@@ -143,6 +143,8 @@ def test_only_n_cells_is_required(server):
     (_request([[5, "beta", 0, "npz"], [5, "beta", 0, "columns"]],
               columns=("n_cells", "cell_type", "seed", "encoding")),
      ["row 1", "all rows of a request share one encoding"]),
+    (_request([[5, "beta"]], columns=("n_cells", "celltype")),
+     ["unknown request column(s) celltype", "n_cells, cell_type, seed"]),
     ({"nonsense": 1}, []),
     (b"{not json", []),
 ])

@@ -1,9 +1,27 @@
 """What the generator changes in MLflow's scoring server: two malformed requests that
-``mlflow models serve`` answers with an internal error get a 4xx instead."""
+``mlflow models serve`` answers with an internal error get a 4xx instead, and a request
+column the model does not know (a misspelled ``cell_type``) is refused instead of dropped."""
 
 from __future__ import annotations
 
-from .request import bad_request
+from .request import INPUT_COLUMNS, bad_request
+
+
+def request_columns(decoded) -> list:
+    """The column names a decoded JSON request names (``dataframe_split``,
+    ``dataframe_records`` or ``inputs``, MLflow's request forms); [] for anything else,
+    which MLflow's own parsing refuses."""
+    if not isinstance(decoded, dict):
+        return []
+    if isinstance(decoded.get("dataframe_split"), dict):
+        cols = decoded["dataframe_split"].get("columns")
+        return list(cols) if isinstance(cols, list) else []
+    rows = decoded.get("dataframe_records", decoded.get("inputs"))
+    if isinstance(rows, dict):
+        return list(rows)
+    if isinstance(rows, list):
+        return list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r))
+    return []
 
 
 def harden_scoring_server() -> bool:
@@ -33,9 +51,14 @@ def harden_scoring_server() -> bool:
 
     def checked_decode(json_input):
         try:
-            return decode(json_input)
+            decoded = decode(json_input)
         except RecursionError:
             raise bad_request("the JSON is nested too deeply") from None
+        unknown = [c for c in request_columns(decoded) if c not in INPUT_COLUMNS]
+        if unknown:  # MLflow's schema check would drop them with a server-side warning only
+            raise bad_request(f"unknown request column(s) {', '.join(map(str, unknown[:5]))}; "
+                              f"the columns are {', '.join(INPUT_COLUMNS)}")
+        return decoded
 
     ss.invocations, ss._decode_json_input = checked_invocations, checked_decode
     ss._lshgan_hardened = True
