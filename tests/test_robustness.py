@@ -359,12 +359,12 @@ def test_train_parameters_out_of_range(tmp_path, cli, args, words):
 
 
 OTHER_PARAMETERS = [
-    (["generate", "{model}", "-n", "0", "-o", "{out}"], ["--n-cells", "must be at least 1, got 0"]),
-    (["generate", "{model}", "-n", "-3", "-o", "{out}"], ["--n-cells", "must be at least 1, got -3"]),
+    (["generate", "{model}", "-n", "0", "-o", "{out}"], ["--n-cells must be >= 1, got 0"]),
+    (["generate", "{model}", "-n", "-3", "-o", "{out}"], ["--n-cells must be >= 1, got -3"]),
     (["generate", "{model}", "-n", "3", "--cell-type", "neuron", "-o", "{out}"],
      ["unknown cell_type 'neuron'", "type0, type1"]),
     (["generate", "{tmp}/no-model", "-n", "3", "-o", "{out}"], ["not a saved lshgan model"]),
-    (["sample", "--model", "{model}", "-n", "0", "-o", "{out}"], ["--n-cells must be at least 1, got 0"]),
+    (["sample", "--model", "{model}", "-n", "0", "-o", "{out}"], ["--n-cells must be >= 1, got 0"]),
     (["sample", "--model", "{model}", "-n", "3", "-o", "{tmp}/cells.csv"],
      ["cells.csv: this output is written as .h5ad; name it *.h5ad"]),
     (["augment", "--model", "{model}", "--input", "{data}", "--ratio", "0", "-o", "{out}"],

@@ -185,16 +185,6 @@ def _batch_size(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or {FULL_BATCH!r}, got {text!r}") from None
 
 
-def _cell_count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of cells, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def _widths(text: str) -> tuple[int, ...]:
     try:
         w = tuple(int(x) for x in str(text).split(",") if x.strip())
@@ -238,6 +228,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    check_positive_int("--n-cells", args.n_cells)  # named as the user typed it
     cells = workflow.generate(args.model, args.output, n_cells=args.n_cells, cell_type=args.cell_type,
                               seed=args.seed, scale=args.scale, layer=args.layer, force=args.force)
     _say(f"generated {cells.n_obs} cells x {cells.n_vars} genes: {args.output}")
@@ -316,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate cells from a saved model")
     p.add_argument("model", help="model folder written by `lshgan train`")
-    p.add_argument("-n", "--n-cells", type=_cell_count, required=True)
+    p.add_argument("-n", "--n-cells", type=int, required=True)
     p.add_argument("--cell-type", default=None, help="generate only this cell type (conditional models)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layer", choices=["log", "normalized", "counts"], default=None,

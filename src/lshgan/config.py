@@ -146,6 +146,10 @@ def runtime(values: Mapping[str, Any]) -> tuple[str, int]:
     return str(values.get("device") or "auto"), int(values.get("threads") or 0)
 
 
+#: fields of PreprocessConfig that say how a file is read (``lshgan preprocess`` / ``run``)
+READ_OPTIONS = ("transpose", "obs")
+
+
 def preprocess_config(values: Mapping[str, Any], *, what: str = "preprocess"):
     """:class:`~lshgan.PreprocessConfig` of a mapping of its fields (the ``preprocess``
     section of ``params.yaml``); unknown keys raise :class:`~lshgan.errors.ParameterError`."""
@@ -161,7 +165,3 @@ def preprocess_config(values: Mapping[str, Any], *, what: str = "preprocess"):
     if unknown:
         raise ParameterError(f"{what}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     return _build(PreprocessConfig, dict(values), what)
-
-
-#: fields of PreprocessConfig that say how a file is read (``lshgan preprocess`` / ``run``)
-READ_OPTIONS = ("transpose", "obs")

@@ -411,8 +411,6 @@ def check_training_cells(adata: ad.AnnData, *, name: str = "training data",
     more than ``k``).  Warns (:class:`DataWarning`) for genes that are zero in every cell
     and for cell types with a single cell, which are usable but suspicious.
     """
-    import warnings
-
     X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(np.asarray(adata.X))
     if k is not None and adata.n_obs <= k:
         raise InputDataError(f"{name}: {adata.n_obs} cells; LSH sampling with k={k} needs more "

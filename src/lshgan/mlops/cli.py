@@ -26,7 +26,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import LSHGANError, ParameterError
+from ..errors import LSHGANError, check_positive_int
 
 
 class TrackingError(LSHGANError):
@@ -112,8 +112,7 @@ def cmd_sample(args) -> int:
     from ..io import check_writable, output_lock, write_h5ad
     from .augment import sample
 
-    if args.n_cells < 1:  # the flag's name, not the API argument's, as lshgan generate
-        raise ParameterError(f"--n-cells must be at least 1, got {args.n_cells}")
+    check_positive_int("--n-cells", args.n_cells)  # named as the user typed it
     check_writable(args.output, force=args.force, suffix=".h5ad")
     with output_lock(args.output):
         cells = sample(args.model, args.n_cells, cell_type=args.cell_type, seed=args.seed,
