@@ -232,6 +232,54 @@ def test_a_worker_with_other_data_or_seed_cannot_join(train_cells, tmp_path):
                storage=storage, search_space=space(), experiment=None, quiet=True)
 
 
+def test_cross_validated_trials_score_the_mean_over_folds(train_cells, tmp_path):
+    """--folds 2: one model per fold, the trial's value is the mean of the fold objectives."""
+    storage = str(tmp_path / "cv.log")
+    study = tune(train_cells, label_key="cell_type", n_trials=1, study_name="cv", storage=storage,
+                 search_space=space(), device="cpu", folds=2, experiment="e-folds", quiet=True)
+    (trial,) = study.trials
+    assert states(study) == {"COMPLETE": 1}, states(study)
+    attrs = trial.user_attrs
+    assert len(attrs["fold_objective"]) == len(attrs["fold_rf_auc"]) == len(attrs["fold_dcr"]) == 2
+    assert trial.value == pytest.approx(np.mean(attrs["fold_objective"]))
+    assert attrs["rf_auc"] == pytest.approx(np.mean(attrs["fold_rf_auc"]))
+    assert attrs["dcr"] == pytest.approx(np.mean(attrs["fold_dcr"]))
+    assert attrs["objective_sd"] == pytest.approx(np.std(attrs["fold_objective"], ddof=1))
+    # only the first fold reports to the pruner, at its epochs
+    assert trial.intermediate_values
+    assert set(trial.intermediate_values) <= set(range(1, trial.params["epochs"]))
+    assert study.user_attrs["lshgan"]["folds"] == 2 and study.user_attrs["lshgan"]["val_size"] is None
+    runs = mlflow_runs("e-folds")
+    (run,) = runs[runs["tags.lshgan.role"] == "trial"].to_dict("records")
+    assert run["metrics.objective"] == pytest.approx(trial.value)
+    assert [run[f"metrics.fold{i}_objective"] for i in range(2)] == pytest.approx(attrs["fold_objective"])
+
+    # workers must agree on the folds; with folds, val_size is not used
+    with pytest.raises(ParameterError, match="created with folds=2, this worker has 3"):
+        tune(train_cells, label_key="cell_type", n_trials=0, study_name="cv", storage=storage,
+             search_space=space(), folds=3, experiment=None, quiet=True)
+    with pytest.raises(ParameterError, match="created with folds=2, this worker has 1"):
+        tune(train_cells, label_key="cell_type", n_trials=0, study_name="cv", storage=storage,
+             search_space=space(), experiment=None, quiet=True)
+    with pytest.raises(ParameterError, match="val_size=0.3 is not used with folds=2"):
+        tune(train_cells, label_key="cell_type", n_trials=0, study_name="cv", storage=storage,
+             search_space=space(), folds=2, val_size=0.3, experiment=None, quiet=True)
+
+
+def test_a_study_from_before_folds_resumes_as_one_split(train_cells, tmp_path):
+    """Studies created before --folds have no 'folds' attribute: they count as folds=1."""
+    storage = str(tmp_path / "old.log")
+    study = tune(train_cells, label_key="cell_type", n_trials=0, study_name="old", storage=storage,
+                 search_space=space(), experiment=None, quiet=True)
+    old = {k: v for k, v in study.user_attrs["lshgan"].items() if k != "folds"}
+    study.set_user_attr("lshgan", old)
+    tune(train_cells, label_key="cell_type", n_trials=0, study_name="old", storage=storage,
+         search_space=space(), val_size=0.2, experiment=None, quiet=True)
+    with pytest.raises(ParameterError, match="created with folds=1, this worker has 2"):
+        tune(train_cells, label_key="cell_type", n_trials=0, study_name="old", storage=storage,
+             search_space=space(), folds=2, experiment=None, quiet=True)
+
+
 def test_command_line_refuses_test_cells_and_raw_data(train_cells, tmp_path, capsys):
     test_cells = train_cells.copy()
     test_cells.obs["split"] = "test"
@@ -266,6 +314,12 @@ def test_command_line_tiny_study(train_cells, tmp_path, capsys):
     assert train["k"] == best.params["k"] and train["g_hidden"] == [best.params["width"]] * 2
     assert (train["noise_dim"], train["loss"], train["seed"]) == (8, "hinge", 0)
     assert "device" not in train
+    # --folds reaches the study: a worker with other folds is refused, as is --val-size with it
+    capsys.readouterr()
+    assert main([*args, "--n-trials", "0", "--folds", "2"]) == 2
+    assert "created with folds=1, this worker has 2" in capsys.readouterr().err
+    assert main([*args, "--n-trials", "0", "--folds", "2", "--val-size", "0.3"]) == 2
+    assert "val_size=0.3 is not used with folds=2" in capsys.readouterr().err
 
 
 def test_inside_mlflow_run_trials_nest_under_its_run(train_cells, tmp_path, monkeypatch):

@@ -8,11 +8,20 @@ memorisation (DCR ratio), so that copying training cells can never win.
 * **Validation, never test.**  Every score comes from a validation split carved out of the
   *training* cells (``val_size``, stratified by cell type; :class:`lshgan.validation.ValidationSplit`):
   the model trains on the rest.  The test split of the pipeline is never read.
+* **Cross-validation.**  With ``folds=K`` (``--folds K``, K >= 2) each trial trains one model
+  per fold of a stratified K-fold cross-validation of the training cells
+  (:meth:`lshgan.validation.ValidationSplit.folds`; ``val_size`` is then not used) and its
+  value is the mean objective over folds: on small data one split's score is too noisy to
+  rank settings (RF-AUC moves by up to 0.1 between splits), at K times the training time.
+  The per-fold scores are the trial's user attributes ``fold_objective``, ``fold_rf_auc``,
+  ``fold_dcr``.
 * **Pruning.**  Every ``report_every`` epochs (search-space file) the generator being
   trained is scored on the validation split (with a cheaper forest) inside the training
   callback: ``LSHGAN.generate`` samples its running average there, the generator the final
   score comes from.  ``trial.report`` and ``trial.should_prune`` let the pruner of the
   search space (``MedianPruner`` by default; steps are epochs) stop hopeless trials early.
+  With folds, only the first fold reports and is pruned (steps must mean the same epoch of
+  the same cells in every trial).
 * **Seeded and resumable.**  ``TPESampler`` seeded from ``seed`` (plus the number of trials
   already in the study, so that a resumed study does not replay its first draws); running
   the command again with the same ``study_name`` and storage adds trials to the same study.
@@ -20,7 +29,8 @@ memorisation (DCR ratio), so that copying training cells can never win.
   (``*.log``, ``*.jsonl`` or ``journal:PATH``), or a database server
   (``postgresql+psycopg2://user@host:5432/db``) that any number of worker processes or
   machines share: run the same command on each.  Workers must tune the same training cells
-  with the same ``label_key``, ``seed`` and ``val_size`` (checked against the study).
+  with the same ``label_key``, ``seed``, ``folds`` and ``val_size`` (checked against the
+  study).
 * **Tracking.**  The study is an MLflow run; each trial is an MLflow run nested under it
   (parameters, per-epoch losses, intermediate and final validation scores, its Optuna
   state).  The tracking store is the project's (``sqlite:///mlflow.db``) unless

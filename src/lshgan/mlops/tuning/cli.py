@@ -39,8 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "tune", help="hyperparameter study (Optuna): k, t, epochs, learning rate, width",
         description="Search LSH-GAN hyperparameters for the lowest validation objective "
                     "(realism + memorisation penalty) on a validation split carved from the "
-                    "training cells. Run the same command on several machines with a shared "
-                    "--storage to distribute the study.")
+                    "training cells (or, with --folds K, the mean over a K-fold "
+                    "cross-validation of them). Run the same command on several machines with "
+                    "a shared --storage to distribute the study.")
     p.add_argument("input", metavar="DATASET",
                    help="preprocessed training cells (.h5ad), e.g. data/split/train.h5ad")
     p.add_argument("--label-key", default=None, help="obs column with cell types")
@@ -58,8 +59,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sampler-seed", type=_integer, default=None,
                    help="TPE sampler seed (default: seed + trials already in the study); give "
                         "concurrent workers different ones")
-    p.add_argument("--val-size", type=float, default=0.2,
-                   help="fraction of the training cells held out for validation (default 0.2)")
+    p.add_argument("--val-size", type=float, default=None,
+                   help="fraction of the training cells held out for validation (default 0.2); "
+                        "not with --folds K >= 2")
+    p.add_argument("--folds", type=_integer, default=1, metavar="K",
+                   help="K >= 2: K-fold cross-validation, each trial trains K models (one per "
+                        "fold) and scores their mean objective, for small data where one "
+                        "split is noisy (K times the training time); default 1: one split of "
+                        "--val-size")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
                    help=f"MLflow experiment (default {DEFAULT_EXPERIMENT})")
@@ -92,6 +99,7 @@ def cmd_tune(args) -> int:
     study = tune(adata, label_key=args.label_key, n_trials=args.n_trials, study_name=args.study_name,
                  storage=args.storage, search_space=space, device=args.device,
                  seed=args.seed, sampler_seed=args.sampler_seed, val_size=args.val_size,
+                 folds=args.folds,
                  timeout=args.timeout, experiment=None if args.no_mlflow else args.experiment,
                  params_out=args.params_out or None, base_params=_base_params(args.params),
                  quiet=args.quiet)

@@ -2,8 +2,9 @@
 opening with retries, creating or joining a study, and reading its trials.
 
 Workers that share a storage share the study: the first creates it and records what every
-worker must agree on (the training cells' hash, ``label_key``, ``seed``, ``val_size``);
-the others check it before they run a trial.
+worker must agree on (the training cells' hash, ``label_key``, ``seed``, ``folds``,
+``val_size``); the others check it before they run a trial.  A study created before
+``folds`` was recorded counts as ``folds=1`` (one validation split).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 #: Study user attributes: what every worker must agree on, and the MLflow parent run.
 STUDY_ATTR = "lshgan"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
+#: The study attributes every worker must agree on (``folds`` before ``val_size``, which is
+#: None with folds >= 2: the error names the setting that differs).
+MUST_AGREE = ("dataset_hash", "label_key", "seed", "folds", "val_size")
 #: Seconds a joining worker waits for the creating worker to record the parent run.
 JOIN_TIMEOUT = 60.0
 
@@ -110,12 +114,14 @@ def open_study(storage, study_name: str, attrs: dict) -> tuple["optuna.Study", b
         raise ParameterError(f"study {study_name!r} maximises; lshgan tune minimises its objective")
     theirs = wait_for_attr(study, STUDY_ATTR)
     if theirs is not None:
-        for key in ("dataset_hash", "label_key", "seed", "val_size"):
+        theirs = {"folds": 1, **theirs}  # studies from before --folds: one validation split
+        for key in MUST_AGREE:
             if theirs.get(key) != attrs.get(key):
                 raise ParameterError(
                     f"study {study_name!r} was created with {key}={theirs.get(key)!r}, this worker "
                     f"has {attrs.get(key)!r}: every worker must tune the same training cells with "
-                    "the same --label-key, --seed and --val-size (or use another --study-name)")
+                    "the same --label-key, --seed, --folds and --val-size (or use another "
+                    "--study-name)")
     return study, False
 
 
