@@ -141,7 +141,9 @@ def test_gan_training_moves_towards_the_data(split):
     acts: per-type means and spreads of the generated cell states.  With the anchor
     residual (default) an untrained generator already starts at its anchors' states, so
     its spreads are about right before training: training must bring the per-type means
-    closer and keep the spreads within 30%.
+    closer and keep the spreads within 30%.  600 updates: with the detection-rate
+    coordinate in the state (the default since 2026-12-02) 300 did not move the means on
+    these 120 cells (error ratio 0.99 / 0.86 / 1.05 on seeds 0-2; 600: 0.65 / 0.71 / 0.88).
     """
     train, _ = split
 
@@ -156,7 +158,7 @@ def test_gan_training_moves_towards_the_data(split):
         return mean_err, np.abs(fake.std(0) / real.std(0) - 1).mean()
 
     before = errors(make_generator("lshgan", steps=1, seed=0).fit(train, label_key="cell_type").model_)
-    after = errors(make_generator("lshgan", steps=300, seed=0).fit(train, label_key="cell_type").model_)
+    after = errors(make_generator("lshgan", steps=600, seed=0).fit(train, label_key="cell_type").model_)
     assert after[0] < 0.85 * before[0] and after[1] < 0.3
 
 

@@ -164,7 +164,7 @@ def test_local_detection_default_follows_the_number_of_training_cells(data, tmp_
     model = LSHGAN(data, label_key="cell_type", detection_neighbors=5, n_latent=4,
                    g_hidden=(16,), d_hidden=(16,))
     model.train(epochs=1, progress=False)
-    assert model._decoder.neighbors == 5 and model._decoder.ref_states.shape == (data.n_obs, 4)
+    assert model._decoder.neighbors == 5 and model._decoder.ref_states.shape == (data.n_obs, 4 + 1)
     path = model.save(tmp_path / "m")
     back = LSHGAN.load(path)
     assert back.config.detection_neighbors == 5 and back._decoder.neighbors == 5
@@ -217,7 +217,7 @@ def test_detection_state_is_the_cells_detection_rate(data):
     model._build(0, torch.device("cpu"))
     detected = (np.asarray(data.X) > 0).sum(1)
     assert np.corrcoef(model._real[:, -1], np.log1p(detected))[0, 1] > 0.999
-    off = LSHGAN(data, label_key="cell_type", n_latent=5)  # the default
+    off = LSHGAN(data, label_key="cell_type", n_latent=5, detection_state=False)
     off._build(0, torch.device("cpu"))
     assert off.n_state == 5 and off._real.shape[1] == 5
     np.testing.assert_allclose(off._real, model._real[:, :5], atol=1e-6)
@@ -256,9 +256,9 @@ def test_type_offsets_switch(data, tmp_path):
     assert unconditional._decoder.n_groups == 1  # no types, no offsets
 
 
-def test_umi_terms_follow_the_data_kind(data, caplog):
-    """type_offsets and detection_state default to on for UMI counts only (the preprocessing
-    report's data kind); a value given wins; data preprocessed elsewhere: off."""
+def test_decoder_terms_follow_the_data_kind(data, caplog):
+    """type_offsets defaults to on for UMI counts only (the preprocessing report's data
+    kind; data preprocessed elsewhere: off), detection_state to on; a value given wins."""
     def kind(name):
         out = data.copy()
         out.uns["lshgan_preprocess"] = {"data_kind": name}
@@ -267,10 +267,12 @@ def test_umi_terms_follow_the_data_kind(data, caplog):
     with caplog.at_level("INFO", logger="lshgan"):
         umi = LSHGAN(kind("umi_counts"), label_key="cell_type")
     assert umi.config.type_offsets is True and umi.config.detection_state is True
-    assert "type_offsets and detection_state on (data kind umi_counts" in caplog.text
+    assert "type_offsets on, detection_state on (data kind umi_counts" in caplog.text
     for other in (kind("read_counts"), kind("continuous"), data):
         cfg = LSHGAN(other, label_key="cell_type").config
-        assert cfg.type_offsets is False and cfg.detection_state is False
+        assert cfg.type_offsets is False and cfg.detection_state is True
+    off = LSHGAN(kind("read_counts"), label_key="cell_type", detection_state=False)
+    assert off.config.detection_state is False and off.config.type_offsets is False
     given = LSHGAN(kind("umi_counts"), label_key="cell_type", type_offsets=False)
     assert given.config.type_offsets is False and given.config.detection_state is True
     assert ModelConfig().type_offsets is None  # resolved by the model, not the config

@@ -129,8 +129,9 @@ class ModelConfig:
     ``detection_state`` (``space="latent"``): the cell state gets one more coordinate, the
     cell's standardised log number of detected genes (MAST's cellular detection rate), which
     the GAN generates with the rest and the decoders read.  ``None`` (the default) for both:
-    :func:`umi_terms`, on for UMI counts (``data_kind`` of the preprocessing report in
-    ``adata.uns['lshgan_preprocess']``), off otherwise.
+    :func:`decoder_terms`: ``type_offsets`` on for UMI counts (``data_kind`` of the
+    preprocessing report in ``adata.uns['lshgan_preprocess']``), off otherwise;
+    ``detection_state`` on.
     ``detection_neighbors`` (``space="latent"``): the decoder's detection probability of a
     gene at a state blends in the share of this many nearest training states that detect
     it (:meth:`~lshgan.module.decoder.HurdleDecoder.fit_neighbors`); 0: the logistic alone;
@@ -198,22 +199,40 @@ class ModelConfig:
 
 
 def umi_terms(data_kind: str | None) -> bool:
-    """The default of ``type_offsets`` and ``detection_state``: on for UMI counts.
+    """The default of ``type_offsets``: on for UMI counts (``detection_state`` is on for every
+    kind of data, see :func:`decoder_terms`).
 
-    In droplet (UMI) data the number of genes a cell detects is a large, mostly technical
-    axis of variation (capture efficiency; the covariate MAST and scVI's library size model)
-    and many genes are detected in one type only; full-length data (read counts, RPKM) detect
-    most of a type's genes in every cell.  Chosen on validation splits carved from the
-    training cells, never the test cells (``reports/validation/umi_terms_sweep.json``, 2
+    In droplet (UMI) data many genes are detected in one type only, a step that a linear
+    map of a small state smooths over; full-length data (read counts, RPKM) detect most of
+    a type's genes in every cell.  Chosen on validation splits carved from the training
+    cells, never the test cells (``reports/validation/umi_terms_sweep.json``, 2
     validation splits x 2 seeds per set; Klein's first split with 3 seeds in
-    ``decoder_sweep.json``): both terms on against off, mean RF-AUC sorted PBMC 0.615 vs
-    0.641, pbmc4k 0.650 vs 0.678, Klein 0.624 vs 0.639, mouse bladder 0.657 vs 0.670, worm
-    neurons 0.715 vs 0.710 (a tie); 12 of 20 draws lower, mean -0.015.  On the full-length
-    sets they do not help: Yan (RPKM) 0.593 vs 0.498, Pollen (read counts) 0.596 vs 0.601
-    (6 draws each).  Data preprocessed elsewhere carries no data kind: off (give the
-    switches to choose).
+    ``decoder_sweep.json``): offsets and the detection rate on against off, mean RF-AUC
+    sorted PBMC 0.615 vs 0.641, pbmc4k 0.650 vs 0.678, Klein 0.624 vs 0.639, mouse bladder
+    0.657 vs 0.670, worm neurons 0.715 vs 0.710 (a tie).  On the full-length sets the
+    offsets do not help (5-fold cross-validation of the training cells x 2 seeds,
+    ``reports/validation/small_sets_folds.json``): Yan 0.601 vs 0.605, Pollen 0.683 vs
+    0.694.  Data preprocessed elsewhere carries no data kind: off (give the switch to
+    choose).
     """
     return data_kind == "umi_counts"
+
+
+def decoder_terms(data_kind: str | None) -> dict[str, bool]:
+    """Defaults of ``type_offsets`` (:func:`umi_terms`) and ``detection_state`` (on).
+
+    The detection rate (the standardised log number of genes a cell detects, MAST's
+    cellular detection rate) is a large axis of variation in every protocol: technical
+    capture in droplets, cell size and RNA content in full-length data.  It was first on
+    for UMI counts only (2 random validation splits of Yan and Pollen x 3 seeds had it at
+    no help); 5-fold cross-validation of the training cells x 2 seeds (every training
+    cell a validation cell once; ``reports/validation/small_sets_folds.json``) then had it
+    lower RF-AUC on both full-length sets, two deals of 5 folds (15 draws per set): Yan
+    0.631 -> 0.536, Pollen 0.684 -> 0.632; paired mean -0.074, 95% interval [-0.126,
+    -0.022], 22 of 30 draws lower; DCR within 0.01.  Both terms on scored as the detection
+    rate alone (Yan 0.509, Pollen 0.646 over 10 draws each).
+    """
+    return {"type_offsets": umi_terms(data_kind), "detection_state": True}
 
 
 def _detected_genes(X) -> np.ndarray:
@@ -344,13 +363,14 @@ class LSHGAN:
             config.conditional = False
         self.preprocess_info = dict(adata.uns.get("lshgan_preprocess", {}))
         kind = self.preprocess_info.get("data_kind")
-        on = umi_terms(kind)
-        auto = [name for name in ("type_offsets", "detection_state") if getattr(config, name) is None]
+        terms = decoder_terms(kind)
+        auto = [name for name in terms if getattr(config, name) is None]
         for name in auto:
-            setattr(config, name, on)
+            setattr(config, name, terms[name])
         if auto and config.space == "latent":
-            log.info(f"{' and '.join(auto)} {'on' if on else 'off'} (data kind "
-                     f"{kind or 'not recorded'}; the default: on for UMI counts only)")
+            said = ", ".join(f"{name} {'on' if terms[name] else 'off'}" for name in auto)
+            log.info(f"{said} (data kind {kind or 'not recorded'}; the defaults: type_offsets "
+                     "on for UMI counts only, detection_state on)")
         if config.detection_neighbors is None:  # only the latent model's decoder has it
             config.detection_neighbors = (default_detection_neighbors(adata.n_obs)
                                           if config.space == "latent" else 0)
