@@ -123,7 +123,7 @@ def test_kubeflow_pipeline_has_the_dvc_stages(pipeline_yaml):
 
 def test_kubeflow_tracking_uri_and_study_storage_are_parameters(pipeline_yaml):
     inputs = pipeline_yaml["root"]["inputDefinitions"]["parameters"]
-    assert {"tracking_uri", "study_storage", "study_name", "n_trials", "tune_workers",
+    assert {"tracking_uri", "study_storage", "study_name", "n_trials", "folds", "tune_workers",
             "dataset_name", "source", "label_key", "seed"} <= set(inputs)
     assert inputs["study_storage"]["defaultValue"].startswith("postgresql+psycopg2://")
     register = pipeline_yaml["root"]["dag"]["tasks"]["register"]["inputs"]["parameters"]
@@ -132,6 +132,12 @@ def test_kubeflow_tracking_uri_and_study_storage_are_parameters(pipeline_yaml):
     worker = loop["dag"]["tasks"]["tune-worker"]["inputs"]["parameters"]
     assert worker["study_storage"]["componentInputParameter"].endswith("study_storage")
     assert worker["tracking_uri"]["componentInputParameter"].endswith("tracking_uri")
+    # every worker and the best-trial step run the study with the pipeline's folds
+    assert worker["folds"]["componentInputParameter"].endswith("folds")
+    tune = next(c for c in pipeline_yaml["components"].values()
+                if "tune-best" in c.get("dag", {}).get("tasks", {}))
+    best = tune["dag"]["tasks"]["tune-best"]["inputs"]["parameters"]
+    assert best["folds"]["componentInputParameter"].endswith("folds")
     # side effects (a shared study, the registry) are never served from KFP's cache
     tasks = [loop["dag"]["tasks"]["tune-worker"], pipeline_yaml["root"]["dag"]["tasks"]["register"]]
     assert all(t.get("cachingOptions", {}).get("enableCache") is not True for t in tasks)

@@ -8,7 +8,8 @@ The same steps as ``dvc.yaml``, each a container component that runs the stage s
 
 * ``tune``: one task per item of ``tune_workers`` (in parallel) runs ``n_trials`` trials on
   the study ``study_name`` in ``study_storage`` (PostgreSQL: every worker shares it); one
-  more task writes the study's best ``train`` section, which ``train`` then reads.  With
+  more task writes the study's best ``train`` section, which ``train`` then reads
+  (``folds`` >= 2: each trial's value is a K-fold cross-validation's mean).  With
   ``n_trials = 0`` there is no study: ``train`` reads the image's ``params.yaml``.
 * ``register`` logs the model to ``tracking_uri`` as ``lshgan-<dataset_name>`` and moves the
   ``champion`` alias when the new version is better; the tune workers log their trials there.
@@ -52,6 +53,7 @@ PARAMETERS = {
     "study_storage": "postgresql+psycopg2://optuna@postgres.mlops.svc.cluster.local:5432/optuna",
     "study_name": "lshgan-pbmc68k_reduced",
     "n_trials": 10,
+    "folds": 1,
     "tune_workers": [0, 1, 2, 3],
     "seed": 0,
 }
@@ -96,28 +98,30 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Callable:
 
     @dsl.container_component
     def tune_worker(train: Input[Dataset], label_key: str, study_storage: str, study_name: str,
-                    tracking_uri: str, n_trials: int, seed: int, worker: int,
+                    tracking_uri: str, n_trials: int, folds: int, seed: int, worker: int,
                     done: dsl.OutputPath(str)):
-        """One Optuna worker: ``n_trials`` trials on the shared study (sampler seed = worker)."""
+        """One Optuna worker: ``n_trials`` trials on the shared study (sampler seed = worker;
+        ``folds`` >= 2: each trial's value is a K-fold cross-validation's mean)."""
         # integers may arrive as "10.0" (JSON numbers): printf makes them integers again
-        return spec(_script('n=$(printf "%.0f" "$6"); seed=$(printf "%.0f" "$7")',
-                            'worker=$(printf "%.0f" "$8")',
+        return spec(_script('n=$(printf "%.0f" "$6"); folds=$(printf "%.0f" "$7")',
+                            'seed=$(printf "%.0f" "$8"); worker=$(printf "%.0f" "$9")',
                             'MLFLOW_TRACKING_URI="$5" lshgan tune "$1/' + CELLS + '" --label-key "$2" '
-                            '--storage "$3" --study-name "$4" --n-trials "$n" --seed "$seed" '
-                            '--sampler-seed "$worker" --params-out ""',
-                            'echo "worker $worker done" > "$9"'),
+                            '--storage "$3" --study-name "$4" --n-trials "$n" --folds "$folds" '
+                            '--seed "$seed" --sampler-seed "$worker" --params-out ""',
+                            'echo "worker $worker done" > "${10}"'),
                     train.path, label_key, study_storage, study_name, tracking_uri, n_trials,
-                    seed, worker, done)
+                    folds, seed, worker, done)
 
     @dsl.container_component
     def tune_best(train: Input[Dataset], label_key: str, study_storage: str, study_name: str,
-                  tracking_uri: str, seed: int, workers_done: list, params: Output[Artifact]):
+                  tracking_uri: str, folds: int, seed: int, workers_done: list,
+                  params: Output[Artifact]):
         """The study's best train section (after every worker), as a params file."""
-        return spec(_script('mkdir -p "$7"; seed=$(printf "%.0f" "$6")',
+        return spec(_script('mkdir -p "$8"; folds=$(printf "%.0f" "$6"); seed=$(printf "%.0f" "$7")',
                             'MLFLOW_TRACKING_URI="$5" lshgan tune "$1/' + CELLS + '" --label-key "$2" '
-                            '--storage "$3" --study-name "$4" --n-trials 0 --seed "$seed" '
-                            '--params-out "$7/params.yaml"'),
-                    train.path, label_key, study_storage, study_name, tracking_uri, seed,
+                            '--storage "$3" --study-name "$4" --n-trials 0 --folds "$folds" '
+                            '--seed "$seed" --params-out "$8/params.yaml"'),
+                    train.path, label_key, study_storage, study_name, tracking_uri, folds, seed,
                     params.path)
 
     @dsl.container_component
@@ -174,6 +178,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Callable:
         study_storage: str = PARAMETERS["study_storage"],
         study_name: str = PARAMETERS["study_name"],
         n_trials: int = PARAMETERS["n_trials"],
+        folds: int = PARAMETERS["folds"],
         tune_workers: list = PARAMETERS["tune_workers"],
         seed: int = PARAMETERS["seed"],
     ):
@@ -186,12 +191,12 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Callable:
             with dsl.ParallelFor(items=tune_workers, name="tune-workers") as worker:
                 work = tune_worker(train=train_cells, label_key=label_key,
                                    study_storage=study_storage, study_name=study_name,
-                                   tracking_uri=tracking_uri, n_trials=n_trials, seed=seed,
-                                   worker=worker)
+                                   tracking_uri=tracking_uri, n_trials=n_trials, folds=folds,
+                                   seed=seed, worker=worker)
                 work.set_caching_options(False)
             best = tune_best(train=train_cells, label_key=label_key, study_storage=study_storage,
-                             study_name=study_name, tracking_uri=tracking_uri, seed=seed,
-                             workers_done=dsl.Collected(work.outputs["done"]))
+                             study_name=study_name, tracking_uri=tracking_uri, folds=folds,
+                             seed=seed, workers_done=dsl.Collected(work.outputs["done"]))
             best.set_caching_options(False)
         with dsl.Else(name="no-tune"):
             default = default_params()
