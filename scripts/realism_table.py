@@ -62,7 +62,7 @@ SCVI = "scvi"
 #: Summary columns: mean and sd over seeds.
 SUMMARY = ("rf_auc", "dcr", "dcr_pca", "authenticity_pca", "authenticity_pca_test", "knn_auc",
            "precision", "recall", "coverage", "substate_coverage", "marker_lfc_corr",
-           "marker_top50_overlap", "objective", "train_seconds")
+           "marker_top50_overlap", "cells_auc", "cells_ks_level_sd", "objective", "train_seconds")
 GROUNDGAN = "rf_auc_groundgan"
 
 # Done-when checks of issue 12 (LSH-GAN against the references, per dataset, seed means).
@@ -250,7 +250,7 @@ def detail(name: str, res: dict, groundgan: bool) -> list[str]:
           f"{res['n_train']} train / {res['n_test']} test cells.", ""]
     head = ["generator", "RF-AUC", "k-NN AUC", "DCR", "DCR states", "authentic states",
             "precision", "recall", "coverage", "sub-state coverage", "marker LFC r",
-            "marker top-50", "objective", "train s"]
+            "marker top-50", "per-cell AUC", "objective", "train s"]
     if groundgan:
         head.insert(3, "GRouNdGAN RF-AUC")
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -260,7 +260,8 @@ def detail(name: str, res: dict, groundgan: bool) -> list[str]:
                  + (" *" if g == REAL_VS_REAL else ""),
                  _num(r.get("dcr_pca"), ".2f"), _num(r.get("authenticity_pca"), ".2f"),
                  *(_num(r[c]) for c in ("precision", "recall", "coverage", "substate_coverage",
-                                        "marker_lfc_corr", "marker_top50_overlap", "objective")),
+                                        "marker_lfc_corr", "marker_top50_overlap")),
+                 _num(r.get("cells_auc")), _num(r.objective),
                  _num(r.train_seconds, ".0f")]
         if groundgan:
             cells.insert(3, _num(r.get(GROUNDGAN)))

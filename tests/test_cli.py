@@ -79,6 +79,7 @@ def test_yan_preprocess_split_train_generate_evaluate(tmp_path, shared_data_file
         assert key in m["lshgan"] and key in m["references"]["real-vs-real"]
     assert (plots / "umap.png").stat().st_size > 10_000
     assert (plots / "diversity.png").stat().st_size > 10_000
+    assert (plots / "cell_statistics.png").stat().st_size > 10_000
     assert "lshgan" in out and "copy" in out
     assert "info: evaluated lshgan (1 of 4)" in err and "evaluated real-vs-real (4 of 4)" in err
     assert m["references"]["copy"]["authenticity_pca"] == 0.0  # copies: not authentic

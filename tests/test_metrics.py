@@ -350,6 +350,14 @@ def test_plot_gene_statistics(tmp_path, synthetic_adata):
     _check_plot(lambda p, **kw: plot_gene_statistics(real, gen, p, **kw), tmp_path / "g.png")
 
 
+def test_plot_cell_statistics(tmp_path, synthetic_adata):
+    from lshgan.plotting import plot_cell_statistics
+
+    real, gen = synthetic_adata[:100], synthetic_adata[100:]
+    _check_plot(lambda p, **kw: plot_cell_statistics(real, gen, p, references={"copy": real[::2]}, **kw),
+                tmp_path / "cells.png")
+
+
 def test_plot_diversity(tmp_path):
     from lshgan.plotting import plot_diversity
 

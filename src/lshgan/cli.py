@@ -252,7 +252,8 @@ def cmd_run(args) -> int:
                             seed=args.seed, force=args.force, resume=args.resume,
                             progress=not args.quiet)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    _say(f"results in {args.out}/ (metrics.json, umap.png, diversity.png, losses in model/losses.png)")
+    _say(f"results in {args.out}/ (metrics.json, umap.png, diversity.png, gene_statistics.png, "
+         "cell_statistics.png, losses in model/losses.png)")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Figures for reports: UMAP of real vs generated cells, training losses, per-gene statistics,
-diversity metrics per generator, count statistics (count data).
+"""Figures for reports: UMAP of real vs generated cells, training losses, per-gene and
+per-cell statistics, diversity metrics per generator, count statistics (count data).
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no
 pyplot, no global backend switch, safe in scripts and servers), writes a 150-dpi PNG
@@ -242,6 +242,63 @@ def plot_gene_statistics(
     return _save(fig, path, force)
 
 
+def _ecdf(ax, st: dict, refs: dict, key: str, ks: str, what: str) -> None:
+    """ECDF panel of the per-cell values ``<who>_<key>`` of a statistics dict ``st`` (real,
+    generated) and of each reference's (dashed), KS statistics ``ks`` in the legend."""
+    curves = [("Real (held-out)", st[f"real_{key}"], REAL_COLOUR, "-"),
+              (f"Generated (KS {st[ks]:.2f})", st[f"generated_{key}"], GENERATED_COLOUR, "-")]
+    curves += [(f"{name} (KS {refs[name][ks]:.2f})", refs[name][f"generated_{key}"], colour, "--")
+               for name, colour in zip(refs, _palette(len(refs) + 2)[2:])]
+    for label, values, colour, ls in curves:
+        v = np.sort(np.asarray(values, np.float64))
+        ax.step(v, np.arange(1, v.size + 1) / max(v.size, 1), where="post", color=colour,
+                ls=ls, lw=1.3, label=label)
+    ax.set_xlabel(what)
+    ax.set_ylabel("Fraction of cells (ECDF)")
+    ax.set_title(what.split(" (")[0])
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+
+
+def plot_cell_statistics(
+    real: ad.AnnData,
+    generated: ad.AnnData,
+    path: str | os.PathLike,
+    *,
+    references: dict[str, ad.AnnData] | None = None,
+    title: str = "Per-cell summaries: real (held-out) vs generated cells",
+    force: bool = False,
+) -> Path:
+    """The per-cell summaries of :func:`lshgan.metrics.cell_statistics` (detected genes,
+    total, mean and spread of the detected levels): four ECDF panels, real, generated and
+    each of ``references`` (e.g. ``copy``), the Kolmogorov-Smirnov statistics in the
+    legends and the forest's AUC on the four summaries in the title.
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> plot_cell_statistics(test, fake, "cells.png", references={"copy": copies})   # doctest: +SKIP
+    PosixPath('cells.png')
+    """
+    from .metrics.cells import CELL_SUMMARIES, cell_statistics
+
+    check_writable(path, force=force)
+    st = cell_statistics(real, generated)
+    refs = {name: cell_statistics(real, cells) for name, cells in (references or {}).items()}
+    what = {"detected": "Detected genes (fraction of genes)", "total": "Total (sum of log2(1 + x))",
+            "level_mean": "Mean detected level (log2(1 + x))",
+            "level_sd": "Spread of detected levels (sd)"}
+    fig, axes = _new_figure(len(CELL_SUMMARIES), width=4.2, height=4.0)
+    for ax, key in zip(axes, CELL_SUMMARIES):
+        _ecdf(ax, st, refs, key, f"cells_ks_{key}", what[key])
+    aucs = ", ".join([f"generated {st['cells_auc']:.2f}",
+                      *(f"{name} {refs[name]['cells_auc']:.2f}" for name in refs)])
+    fig.suptitle(f"{title}\nforest on the four summaries, AUC (0.5 = indistinguishable): {aucs}")
+    return _save(fig, path, force)
+
+
 #: Metrics drawn by :func:`plot_diversity` (columns of :func:`lshgan.metrics.evaluate_generators`).
 DIVERSITY_METRICS = ("precision", "recall", "density", "coverage", "substate_coverage",
                      "substate_mass", "marker_top50_overlap", "marker_lfc_corr")
@@ -352,23 +409,11 @@ def plot_count_statistics(
     st = count_statistics(real, generated)
     refs = {name: count_statistics(real, cells) for name, cells in (references or {}).items()}
     fig, axes = _new_figure(5, width=4.2, height=4.0)
-    others = list(zip(refs, _palette(len(refs) + 2)[2:]))
     for ax, key, what, ks in ((axes[0], "library", "Library size (total counts)", "counts_library_ks"),
                               (axes[1], "genes", "Detected genes (non-zero counts)", "counts_genes_ks")):
-        curves = [("Real (held-out)", st[f"real_{key}"], REAL_COLOUR, None),
-                  (f"Generated (KS {st[ks]:.2f})", st[f"generated_{key}"], GENERATED_COLOUR, None)]
-        curves += [(f"{name} (KS {refs[name][ks]:.2f})", refs[name][f"generated_{key}"], colour, "--")
-                   for name, colour in others]
-        for label, values, colour, ls in curves:
-            v = np.sort(np.asarray(values, np.float64))
-            ax.step(v, np.arange(1, v.size + 1) / max(v.size, 1), where="post", color=colour,
-                    ls=ls or "-", lw=1.3, label=label)
+        _ecdf(ax, st, refs, key, ks, what)
         if key == "library":
             ax.set_xscale("log")
-        ax.set_xlabel(what)
-        ax.set_ylabel("Fraction of cells (ECDF)")
-        ax.set_title(what.split(" (")[0])
-        ax.legend(frameon=False, fontsize=7, loc="lower right")
     ax = axes[2]
     for who, colour in (("real", REAL_COLOUR), ("generated", GENERATED_COLOUR)):
         m, v = st[f"{who}_mean"], st[f"{who}_var"]

@@ -382,7 +382,7 @@ def generate(model_dir: PathLike, output: PathLike, *, n_cells: int | str | None
 SUMMARY_METRICS = ("rf_auc", "dcr", "dcr_pca", "authenticity_pca", "authenticity_pca_test",
                    "wasserstein_genes", "wasserstein_pca", "mean_corr", "var_corr",
                    "dropout_corr", "recall", "coverage", "substate_coverage",
-                   "marker_top50_overlap")
+                   "marker_top50_overlap", "cells_auc")
 
 
 def summary_metrics(result: dict) -> dict:
@@ -424,7 +424,8 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     is the floor of every realism and diversity metric; its DCR is 0 by construction, so
     it never gets an objective).  ``protocols`` (e.g. ``("groundgan",)``) adds the
     optional protocols of :func:`lshgan.metrics.evaluate`.  ``plots``: a folder for
-    ``umap.png``, ``gene_statistics.png`` and ``diversity.png``.  When ``test`` has
+    ``umap.png``, ``gene_statistics.png``, ``cell_statistics.png`` (beside the ``copy``
+    reference's cells when ``include_references``) and ``diversity.png``.  When ``test`` has
     ``.layers['counts']`` (count data), every row with counts also gets the ``counts_*``
     metrics of :mod:`lshgan.metrics.counts` and the plots ``count_statistics.png``.
     """
@@ -432,7 +433,8 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     from .io import check_writable, write_json
     from .metrics import evaluate_generators
     from .metrics.counts import has_counts, reference_counts, with_count_metrics
-    from .plotting import plot_count_statistics, plot_diversity, plot_gene_statistics, plot_umap
+    from .plotting import (plot_cell_statistics, plot_count_statistics, plot_diversity,
+                           plot_gene_statistics, plot_umap)
 
     check_writable(output, force=force)
     check_genes(generated.var_names, train.var_names, what="training data")
@@ -456,12 +458,26 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
         plots.mkdir(parents=True, exist_ok=True)
         plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
         plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
+        plot_cell_statistics(test, generated, plots / "cell_statistics.png", force=True,
+                             references=_copy_reference(train, test, label_key, seed)
+                             if include_references else None)
         plot_diversity(table, plots / "diversity.png", force=True)
         if has_counts(test) and has_counts(generated):
             plot_count_statistics(test, generated, plots / "count_statistics.png", force=True,
                                   references=reference_counts(train, test, label_key=label_key,
                                                               seed=seed) if has_counts(train) else None)
     return result, table
+
+
+def _copy_reference(train: ad.AnnData, test: ad.AnnData, label_key: str | None,
+                    seed: int) -> dict[str, ad.AnnData]:
+    """The ``copy`` reference's cells as :func:`lshgan.metrics.evaluate_generators` draws
+    them (the same seed: the same cells), for the plots."""
+    from .references import REFERENCES
+
+    types = None if label_key is None else test.obs[label_key].astype(str).tolist()
+    return {"copy": REFERENCES["copy"]().fit(train, label_key=label_key).generate(
+        test.n_obs, cell_type=types, seed=seed)}
 
 
 def log_scale(cells: ad.AnnData, *, name: str = "generated cells") -> ad.AnnData:

@@ -7,7 +7,8 @@ training cells, and always with complementary views:
   :func:`knn_auc`; 0.5 = indistinguishable, 1 = trivially separable; the published
   GRouNdGAN variant is :func:`groundgan_protocol`)?  How far apart are the two
   distributions (:func:`wasserstein`, :func:`mmd`)?  Do per-gene summaries agree
-  (:func:`gene_statistics`)?
+  (:func:`gene_statistics`), and per-cell ones: detected genes, total, level and spread of
+  the detected values (:func:`cell_statistics`)?
 * *novelty* -- are the generated cells new, or copies of training cells
   (:func:`dcr_ratio`: 0 = copies, about 1 = as far from the training cells as fresh real
   cells are)?  On the cell states: :func:`dcr` with ``space="pca"``, and
@@ -25,8 +26,8 @@ real-vs-real control (:func:`evaluate_generators` does this in one call).
 
 Modules: :mod:`~lshgan.metrics.space` (gene alignment, pooled PCA, cell types),
 :mod:`~lshgan.metrics.classifier`, :mod:`~lshgan.metrics.distance` (exact distances, OT,
-MMD, DCR), :mod:`~lshgan.metrics.genes`, :mod:`~lshgan.metrics.coverage`,
-:mod:`~lshgan.metrics.markers`, :mod:`~lshgan.metrics.protocol` (:func:`evaluate`,
+MMD, DCR), :mod:`~lshgan.metrics.genes`, :mod:`~lshgan.metrics.cells` (per-cell summaries),
+:mod:`~lshgan.metrics.coverage`, :mod:`~lshgan.metrics.markers`, :mod:`~lshgan.metrics.protocol` (:func:`evaluate`,
 :func:`evaluate_generators`), :mod:`~lshgan.metrics.counts` (count data: library sizes,
 detected genes, per-gene count moments, gene-gene correlations of ``.layers['counts']``).
 
@@ -44,6 +45,7 @@ Examples
 
 from __future__ import annotations
 
+from .cells import CELL_KEYS, CELL_SUMMARIES, cell_statistics, cell_summaries
 from .classifier import CLASSIFIERS, classifier_aucs, groundgan_protocol, knn_auc, rf_auc
 from .counts import COUNT_KEYS, count_metrics, count_statistics, with_count_metrics
 from .coverage import (knn_radii, n_substates, prdc, prdc_scores, substate_coverage,
@@ -58,8 +60,8 @@ from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evalu
 from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, real_types
 
 __all__ = [
-    "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
-    "align_genes", "authenticity", "classifier_aucs", "count_metrics", "count_statistics",
+    "CELL_KEYS", "CELL_SUMMARIES", "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
+    "align_genes", "authenticity", "cell_statistics", "cell_summaries", "classifier_aucs", "count_metrics", "count_statistics",
     "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
     "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
     "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..errors import ParameterError
 from ..references import REFERENCES
+from .cells import CELL_KEYS, cell_statistics
 from .classifier import classifier_aucs, groundgan_protocol
 from .coverage import prdc_scores, substate_scores
 from .distance import NearestTraining, authenticity, dcr, earth_movers, mmd_rbf, wasserstein
@@ -27,7 +28,7 @@ METRIC_KEYS = ("rf_auc", "rf_auc_std", "knn_auc", "wasserstein_genes", "wasserst
                "authenticity_pca", "authenticity_pca_test", "mean_corr", "var_corr",
                "dropout_corr", "precision", "recall", "density", "coverage",
                "substate_coverage", "substate_mass", "marker_lfc_corr",
-               "marker_top50_overlap", "n_generated", "n_test")
+               "marker_top50_overlap", *CELL_KEYS, "n_generated", "n_test")
 
 #: Optional protocols of :func:`evaluate` (``protocols=``) and the key each one adds.
 PROTOCOL_KEYS = {"groundgan": "rf_auc_groundgan"}
@@ -64,7 +65,9 @@ def evaluate(
     authenticity near the test cells' is concentration, not copying.  Diversity, in the pooled
     PCA space: precision / recall / density / coverage (:func:`prdc`), per-type sub-state
     coverage (:func:`substate_coverage`).  Cell-type identity: marker preservation
-    (:func:`marker_preservation`).  One PCA of the pooled test and generated cells serves
+    (:func:`marker_preservation`).  Per-cell summaries (:func:`cell_statistics`: detected
+    genes, total, mean and spread of the detected levels): their KS statistics and a forest
+    on the four (``cells_auc``).  One PCA of the pooled test and generated cells serves
     the Wasserstein (PCA), MMD and diversity metrics.
 
     Parameters
@@ -98,7 +101,9 @@ def evaluate(
     ``dcr_median_test``, ``dcr_pca``, ``authenticity_pca``, ``authenticity_pca_test``,
     ``mean_corr``, ``var_corr``, ``dropout_corr``, ``precision``,
     ``recall``, ``density``, ``coverage``, ``substate_coverage``, ``substate_mass``,
-    ``marker_lfc_corr``, ``marker_top50_overlap``, ``n_generated``, ``n_test``), then the
+    ``marker_lfc_corr``, ``marker_top50_overlap``, ``cells_auc``, ``cells_ks_detected``,
+    ``cells_ks_total``, ``cells_ks_level_mean``, ``cells_ks_level_sd``, ``n_generated``,
+    ``n_test``), then the
     keys of the requested ``protocols`` (:data:`PROTOCOL_KEYS`); plain Python numbers,
     JSON-ready.
 
@@ -128,6 +133,7 @@ def evaluate(
     state_novelty = dcr(generated, train, test, seed=seed, index=train_index, space="pca")
     authentic = authenticity(generated, train, test, seed=seed, index=train_index)
     stats = gene_statistics(test, generated)
+    per_cell = cell_statistics(test, generated, seed=seed, n_jobs=n_jobs)
     # the pooled-PCA metrics on at most POOLED_MAX_CELLS cells per side (seeded subsample)
     test_p, gen_p = (subsample_rows(a, POOLED_MAX_CELLS, seed + i) for i, a in enumerate((test, generated)))
     rt = real_types(test_p, label_key)
@@ -158,6 +164,7 @@ def evaluate(
         "substate_mass": states["substate_mass"],
         "marker_lfc_corr": markers["marker_lfc_corr"],
         "marker_top50_overlap": markers["marker_top50_overlap"],
+        **{key: per_cell[key] for key in CELL_KEYS},
         "n_generated": int(generated.n_obs),
         "n_test": int(test.n_obs),
     }
