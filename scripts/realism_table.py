@@ -199,7 +199,7 @@ def headline(results: dict, groundgan: bool) -> list[str]:
             "LSH-GAN authentic states (test cells)", "plain GAN",
             *(["scVI"] if with_scvi else []), "copy", "gaussian",
             "real-vs-real RF-AUC", "LSH-GAN recall (real)", "sub-state coverage (real)",
-            "marker top-50 overlap (real)"]
+            "marker top-50 overlap (real)", "LSH-GAN per-cell AUC (copy)"]
     if groundgan:
         head.append("GRouNdGAN RF-AUC (real)")
     head.append("LSH-GAN train s")
@@ -218,7 +218,8 @@ def headline(results: dict, groundgan: bool) -> list[str]:
                  f"({_num(_get(s, 'lshgan', 'authenticity_pca_test'), '.2f')})", pair("plain"),
                  *([pair(SCVI)] if with_scvi else []),
                  pair("copy"), pair("gaussian"), _num(_get(s, REAL_VS_REAL, "rf_auc")),
-                 beside("recall"), beside("substate_coverage"), beside("marker_top50_overlap")]
+                 beside("recall"), beside("substate_coverage"), beside("marker_top50_overlap"),
+                 f"{_num(_get(s, 'lshgan', 'cells_auc'), '.2f')} ({_num(_get(s, 'copy', 'cells_auc'), '.2f')})"]
         if groundgan:
             cells.append(beside(GROUNDGAN, ".3f"))
         cells.append(_num(_get(s, "lshgan", "train_seconds"), ".0f"))
@@ -289,7 +290,10 @@ def write_readme(path: Path, results: dict, args) -> None:
           "concentration, not copying); objective = RF-AUC + 2 max(0, 0.9 - DCR), lower is "
           "better. Recall / coverage / sub-state coverage: how much of the real cells' "
           "variety the generated cells reach (collapse lowers them); marker top-50: overlap "
-          "of each type's top-50 marker genes. `real-vs-real` scores training cells as if "
+          "of each type's top-50 marker genes; per-cell AUC: a forest on four per-cell "
+          "summaries (detected genes, total, mean and spread of the detected levels; "
+          "`lshgan.metrics.cell_statistics`), `copy`'s in parentheses. `real-vs-real` scores "
+          "training cells as if "
           "generated: the best a generator can do at these sample sizes (values in "
           "parentheses); its DCR is 0 by construction (*), so it has no objective.", "",
           "## Headline", "", *headline(results, groundgan), "",
