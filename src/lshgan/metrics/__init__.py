@@ -27,9 +27,10 @@ real-vs-real control (:func:`evaluate_generators` does this in one call).
 Modules: :mod:`~lshgan.metrics.space` (gene alignment, pooled PCA, cell types),
 :mod:`~lshgan.metrics.classifier`, :mod:`~lshgan.metrics.distance` (exact distances, OT,
 MMD, DCR), :mod:`~lshgan.metrics.genes`, :mod:`~lshgan.metrics.cells` (per-cell summaries),
-:mod:`~lshgan.metrics.coverage`, :mod:`~lshgan.metrics.markers`, :mod:`~lshgan.metrics.protocol` (:func:`evaluate`,
-:func:`evaluate_generators`), :mod:`~lshgan.metrics.counts` (count data: library sizes,
-detected genes, per-gene count moments, gene-gene correlations of ``.layers['counts']``).
+:mod:`~lshgan.metrics.coverage`, :mod:`~lshgan.metrics.markers`,
+:mod:`~lshgan.metrics.protocol` (:func:`evaluate`, :func:`evaluate_generators`),
+:mod:`~lshgan.metrics.counts` (count data: library sizes, detected genes, per-gene count
+moments, gene-gene correlations of ``.layers['counts']``).
 
 All inputs are AnnData on the ``log2(1+x)`` scale of :func:`lshgan.preprocess`, with ``.X``
 dense or CSR; distances are Euclidean in that space.  Sparse matrices are densified only in
@@ -60,8 +61,9 @@ from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evalu
 from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, real_types
 
 __all__ = [
-    "CELL_KEYS", "CELL_SUMMARIES", "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE", "PROTOCOL_KEYS", "REAL_VS_REAL",
-    "align_genes", "authenticity", "cell_statistics", "cell_summaries", "classifier_aucs", "count_metrics", "count_statistics",
+    "CELL_KEYS", "CELL_SUMMARIES", "CLASSIFIERS", "COUNT_KEYS", "METRIC_KEYS", "ONE_TYPE",
+    "PROTOCOL_KEYS", "REAL_VS_REAL", "align_genes", "authenticity", "cell_statistics",
+    "cell_summaries", "classifier_aucs", "count_metrics", "count_statistics",
     "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
     "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
     "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",

@@ -38,8 +38,8 @@ CELL_SUMMARIES = ("detected", "total", "level_mean", "level_sd")
 #: Keys of :func:`cell_statistics`' scores (the columns it adds to every evaluation).
 CELL_KEYS = ("cells_auc", *(f"cells_ks_{name}" for name in CELL_SUMMARIES))
 
-#: rows per block when summarising a matrix (dense blocks of at most this many rows)
-_BLOCK_ROWS = 2048
+#: matrix entries per dense block when summarising a matrix (32 MiB as float64)
+_BLOCK_ENTRIES = 2**22
 
 
 def cell_summaries(X) -> dict[str, np.ndarray]:
@@ -55,8 +55,9 @@ def cell_summaries(X) -> dict[str, np.ndarray]:
     """
     n, n_genes = X.shape
     out = {name: np.zeros(n) for name in CELL_SUMMARIES}
-    for start in range(0, n, _BLOCK_ROWS):
-        block = X[start:start + _BLOCK_ROWS]
+    step = max(1, _BLOCK_ENTRIES // max(n_genes, 1))
+    for start in range(0, n, step):
+        block = X[start:start + step]
         block = block.toarray() if sp.issparse(block) else np.asarray(block)
         block = np.where(block > 0, block.astype(np.float64), 0.0)
         count = (block > 0).sum(axis=1)
