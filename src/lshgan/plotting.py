@@ -266,12 +266,14 @@ def plot_cell_statistics(
     *,
     references: dict[str, ad.AnnData] | None = None,
     title: str = "Per-cell summaries: real (held-out) vs generated cells",
+    seed: int = 0,
     force: bool = False,
 ) -> Path:
     """The per-cell summaries of :func:`lshgan.metrics.cell_statistics` (detected genes,
     total, mean and spread of the detected levels): four ECDF panels, real, generated and
     each of ``references`` (e.g. ``copy``), the Kolmogorov-Smirnov statistics in the
-    legends and the forest's AUC on the four summaries in the title.
+    legends and the forest's AUC on the four summaries in the title (``seed``: its
+    subsample and forest, as in the evaluation's ``cells_auc``).
 
     Returns
     -------
@@ -285,8 +287,8 @@ def plot_cell_statistics(
     from .metrics.cells import CELL_SUMMARIES, cell_statistics
 
     check_writable(path, force=force)
-    st = cell_statistics(real, generated)
-    refs = {name: cell_statistics(real, cells) for name, cells in (references or {}).items()}
+    st = cell_statistics(real, generated, seed=seed)
+    refs = {name: cell_statistics(real, cells, seed=seed) for name, cells in (references or {}).items()}
     what = {"detected": "Detected genes (fraction of genes)", "total": "Total (sum of log2(1 + x))",
             "level_mean": "Mean detected level (log2(1 + x))",
             "level_sd": "Spread of detected levels (sd)"}

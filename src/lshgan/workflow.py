@@ -458,7 +458,7 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
         plots.mkdir(parents=True, exist_ok=True)
         plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
         plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
-        plot_cell_statistics(test, generated, plots / "cell_statistics.png", force=True,
+        plot_cell_statistics(test, generated, plots / "cell_statistics.png", force=True, seed=seed,
                              references=_copy_reference(train, test, label_key, seed)
                              if include_references else None)
         plot_diversity(table, plots / "diversity.png", force=True)
