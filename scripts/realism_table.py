@@ -219,7 +219,8 @@ def headline(results: dict, groundgan: bool) -> list[str]:
                  *([pair(SCVI)] if with_scvi else []),
                  pair("copy"), pair("gaussian"), _num(_get(s, REAL_VS_REAL, "rf_auc")),
                  beside("recall"), beside("substate_coverage"), beside("marker_top50_overlap"),
-                 f"{_num(_get(s, 'lshgan', 'cells_auc'), '.2f')} ({_num(_get(s, 'copy', 'cells_auc'), '.2f')})"]
+                 f"{_num(_get(s, 'lshgan', 'cells_auc'), '.2f')} "
+                 f"({_num(_get(s, 'copy', 'cells_auc'), '.2f')})"]
         if groundgan:
             cells.append(beside(GROUNDGAN, ".3f"))
         cells.append(_num(_get(s, "lshgan", "train_seconds"), ".0f"))
