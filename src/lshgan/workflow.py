@@ -431,7 +431,7 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
     """
     from .errors import check_genes
     from .io import check_writable, write_json
-    from .metrics import evaluate_generators
+    from .metrics import evaluate_generators, reference_cells
     from .metrics.counts import has_counts, reference_counts, with_count_metrics
     from .plotting import (plot_cell_statistics, plot_count_statistics, plot_diversity,
                            plot_gene_statistics, plot_umap)
@@ -459,7 +459,8 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
         plot_umap(test, generated, plots / "umap.png", label_key=label_key or "cell_type", force=True)
         plot_gene_statistics(test, generated, plots / "gene_statistics.png", force=True)
         plot_cell_statistics(test, generated, plots / "cell_statistics.png", force=True, seed=seed,
-                             references=_copy_reference(train, test, label_key, seed)
+                             references={"copy": reference_cells("copy", train, test,
+                                                                 label_key=label_key, seed=seed)}
                              if include_references else None)
         plot_diversity(table, plots / "diversity.png", force=True)
         if has_counts(test) and has_counts(generated):
@@ -467,17 +468,6 @@ def evaluate_files(generated, train, test, *, label_key, seed, output, plots, fo
                                   references=reference_counts(train, test, label_key=label_key,
                                                               seed=seed) if has_counts(train) else None)
     return result, table
-
-
-def _copy_reference(train: ad.AnnData, test: ad.AnnData, label_key: str | None,
-                    seed: int) -> dict[str, ad.AnnData]:
-    """The ``copy`` reference's cells as :func:`lshgan.metrics.evaluate_generators` draws
-    them (the same seed: the same cells), for the plots."""
-    from .references import REFERENCES
-
-    types = None if label_key is None else test.obs[label_key].astype(str).tolist()
-    return {"copy": REFERENCES["copy"]().fit(train, label_key=label_key).generate(
-        test.n_obs, cell_type=types, seed=seed)}
 
 
 def log_scale(cells: ad.AnnData, *, name: str = "generated cells") -> ad.AnnData:

@@ -57,7 +57,7 @@ from .distance import (_dense_blocks, _distance_blocks, authenticity, dcr, dcr_r
 from .genes import _gene_moments, _pearson, gene_statistics
 from .markers import marker_preservation, type_log_fold_changes
 from .protocol import (METRIC_KEYS, PROTOCOL_KEYS, REAL_VS_REAL, evaluate, evaluate_generators,
-                       real_vs_real)
+                       real_vs_real, reference_cells)
 from .space import ONE_TYPE, _stack, align_genes, generated_types, pooled_pca, real_types
 
 __all__ = [
@@ -67,7 +67,7 @@ __all__ = [
     "dcr", "dcr_ratio", "earth_movers", "evaluate", "evaluate_generators", "gene_statistics",
     "generated_types", "groundgan_protocol", "knn_auc", "knn_radii", "marker_preservation",
     "mmd", "mmd_rbf", "n_substates", "nearest_distances", "pairwise_distances",
-    "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real", "rf_auc",
+    "pooled_pca", "prdc", "prdc_scores", "real_types", "real_vs_real", "reference_cells", "rf_auc",
     "substate_coverage", "substate_scores", "substates", "type_log_fold_changes",
     "wasserstein", "with_count_metrics",
 ]

@@ -43,7 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .genes import _gene_moments, _pearson
-from .protocol import REAL_VS_REAL, real_vs_real
+from .protocol import REAL_VS_REAL, real_vs_real, reference_cells
 from .space import align_genes
 
 #: The layer holding counts (scanpy's convention; what :func:`lshgan.preprocess` writes).
@@ -163,12 +163,8 @@ def reference_counts(train: ad.AnnData, test: ad.AnnData, *, label_key: str | No
     """The count sets of the ``copy`` reference and the ``real-vs-real`` control, as many
     cells as ``test`` (in its types), drawn from ``train``'s counts exactly as
     :func:`lshgan.metrics.evaluate_generators` draws its rows for the same ``seed``."""
-    from ..references import CopyGenerator
-
     source = _as_counts(train)
-    types = None if label_key is None else test.obs[label_key].astype(str).tolist()
-    copy = CopyGenerator().fit(source, label_key=label_key).generate(test.n_obs, cell_type=types,
-                                                                      seed=seed)
+    copy = reference_cells("copy", source, test, label_key=label_key, seed=seed)
     control = real_vs_real(source, test, label_key=label_key, seed=seed)
     out = {}
     for name, cells in (("copy", copy), (REAL_VS_REAL, control)):

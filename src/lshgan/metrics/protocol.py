@@ -223,6 +223,21 @@ def real_vs_real(train: ad.AnnData, test: ad.AnnData, *, label_key: str | None =
     return ad.AnnData(X=train.X[rows], obs=obs, var=train.var.copy())
 
 
+def reference_cells(name: str, train: ad.AnnData, test: ad.AnnData, *,
+                    label_key: str | None = None, seed: int = 0) -> ad.AnnData:
+    """The reference generator ``name`` of :mod:`lshgan.references` fitted on ``train``,
+    as many cells as ``test`` holds (with exactly its cell types when ``label_key`` is
+    given): the cells :func:`evaluate_generators` scores for that reference and ``seed``.
+
+    Examples
+    --------
+    >>> copies = reference_cells("copy", train, test, label_key="cell_type")   # doctest: +SKIP
+    """
+    types = None if label_key is None else test.obs[label_key].astype(str).tolist()
+    return REFERENCES[name]().fit(train, label_key=label_key).generate(test.n_obs, cell_type=types,
+                                                                        seed=seed)
+
+
 def evaluate_generators(
     generators: dict[str, ad.AnnData],
     *,
@@ -291,10 +306,8 @@ def evaluate_generators(
             f"{reserved[clash[0]]}=False"
         )
     if include_references:
-        types = None if label_key is None else test.obs[label_key].astype(str).tolist()
-        for name, cls in REFERENCES.items():
-            ref = cls().fit(train, label_key=label_key)
-            sets[name] = ref.generate(test.n_obs, cell_type=types, seed=seed)
+        for name in REFERENCES:
+            sets[name] = reference_cells(name, train, test, label_key=label_key, seed=seed)
             is_ref[name] = True
     if include_real:
         sets[REAL_VS_REAL] = real_vs_real(train, test, label_key=label_key, seed=seed)
