@@ -98,6 +98,8 @@ def default_detection_neighbors(n_cells: int) -> int:
     and Pollen 0.584 -> 0.646 (191 cells) worse, Yan 0.536 either way.  With a few hundred
     cells the nearest training cells are too far from a generated state to say which of
     its genes are zero; the threshold sits between the sizes measured (640 and 1,369).
+    On 5 folds of the small sets' training cells (20 draws each) it is neutral there:
+    Pollen 0.624 against 0.633, Yan 0.586 against 0.544 (``docs/realism.md``).
 
     Tried and not kept (same states and draws, ad hoc): the local probabilities shifted on
     the logit scale so that each cell expects as many detected genes as the logistic gives
