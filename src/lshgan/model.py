@@ -72,7 +72,7 @@ def default_n_latent(n_cells: int) -> int:
     those components costs more than the GAN reproducing their noise.  Nor 16 below 160
     cells (5 folds of Yan's training cells, and of Pollen, Klein and sorted PBMC subsampled
     to ~100 cells): RF-AUC 0.03-0.05 lower on three of four (0.13 higher on Pollen), but DCR
-    0.79-0.94 against 0.90-1.03: the gain comes from nearing the training cells
+    0.79-0.94 against 0.90-1.05: the gain comes from nearing the training cells
     (``docs/realism.md``).
     """
     return int(min(16, max(8, n_cells // 10)))
